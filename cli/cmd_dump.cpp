@@ -1,0 +1,66 @@
+// nnterp dump MODEL --inputs IN.safetensors --out OUT.safetensors: every standardized point of
+// one forward pass, float32, named as in the HF fixtures (logits, embed.output, layers.{i}.output, ...).
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "core/tensor_text.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/model.hpp"
+#include "nnterp/recorder.hpp"
+#include "nnterp/safetensors.hpp"
+
+namespace nnterp::cli {
+
+struct DumpOptions : CommonOptions {
+  std::string inputs, out;
+  std::vector<std::string> points;
+};
+
+static torch::Tensor read_int64(const io::SafetensorsFile& file, const std::string& name) {
+  const auto* info = file.find(name);
+  if (!info) throw Error(ErrorKind::Format, file.path().string(), "no tensor '" + name + "'",
+                         "the inputs file needs int64 input_ids [B,T] and attention_mask [B,T]");
+  auto t = file.tensor(name);
+  if (t.scalar_type() != torch::kInt64 || t.dim() != 2)
+    throw Error(ErrorKind::Shape, file.path().string() + " (tensor '" + name + "')",
+                "expected int64 [batch, tokens], got " + tensor_text(t));
+  return t.clone();
+}
+
+static void run_dump(const DumpOptions& options) {
+  StandardizedTransformer model(prepare(options), LoadOptions{torch::kFloat32, false});
+  auto file = io::SafetensorsFile::open(options.inputs);
+  ForwardInput in;
+  in.input_ids = read_int64(*file, "input_ids");
+  in.attention_mask = file->contains("attention_mask") ? read_int64(*file, "attention_mask") : torch::Tensor();
+  std::vector<PointId> wanted;
+  for (const auto& p : options.points) wanted.push_back(parse_point(p));
+  PointRecorder recorder([&](const PointId& id) {
+    if (wanted.empty()) return true;
+    for (const auto& w : wanted)
+      if (w.point == id.point && (w.layer < 0 || w.layer == id.layer)) return true;
+    return false;
+  });
+  torch::NoGradGuard no_grad;
+  model.forward(in, &recorder);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, t] : recorder.records()) out.emplace_back(name, t.to(torch::kFloat32));
+  io::save_safetensors(options.out, out, {{"model", model.path().string()}, {"architecture", model.architecture()}});
+  fmt::print(stderr, "wrote {} tensors to {}\n", out.size(), options.out);
+}
+
+static CommandRegistration dump_command(20, [](CLI::App& app) {
+  auto options = std::make_shared<DumpOptions>();
+  auto* cmd = app.add_subcommand("dump", "run one forward pass and save every standardized point");
+  add_model_options(*cmd, *options);
+  cmd->add_option("--inputs", options->inputs, "safetensors with int64 input_ids [B,T] and attention_mask [B,T]")
+      ->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", options->out, "output safetensors file")->required();
+  cmd->add_option("--points", options->points,
+                  "only these points (e.g. logits layers.{i}.output layers.3.attn_probs); `nnterp points` lists them");
+  cmd->footer("Example:\n  nnterp dump path/to/model --inputs in.safetensors --out acts.safetensors");
+  cmd->callback([options] { run_dump(*options); });
+});
+
+}  // namespace nnterp::cli

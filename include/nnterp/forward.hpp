@@ -1,0 +1,46 @@
+// What one forward pass takes and the hooks it calls at every standardized point.
+#pragma once
+
+#include <torch/types.h>
+
+#include <optional>
+#include <vector>
+
+#include "nnterp/points.hpp"
+
+namespace nnterp {
+
+// Keys and values of every layer for the positions already processed (post-rotary keys,
+// [B, kv_heads, S, d_head]); empty before the first forward.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  void clear() { keys.clear(), values.clear(); }
+};
+
+struct ForwardInput {
+  torch::Tensor input_ids;        // int64 [B, T]
+  torch::Tensor attention_mask;   // int64/bool [B, past + T]; undefined: all ones
+  torch::Tensor position_ids;     // int64 [B, T]; undefined: cumsum(mask) - 1, pads set to 1 (as HF generate)
+  KVCache* cache = nullptr;       // read and extended when given
+  bool logits_last_only = false;  // compute logits for the last position only (generation)
+};
+
+// Thrown by hooks to end a forward early (trace `stop()`); the decoder returns what it has.
+struct StopForward {};
+
+// Called by the decoder at every standardized point, in forward order. A hook may read the value,
+// edit it in place, or assign a new tensor of the same shape and dtype (the decoder checks and
+// throws Error(Shape) naming the point otherwise).
+class PointHooks {
+ public:
+  virtual ~PointHooks() = default;
+  virtual void at(const PointId& point, torch::Tensor& value) = 0;
+  // Whether attention probabilities of `layer` must be materialised (else a faster path may be used).
+  virtual bool wants_attention_probs(int layer) { return true; }
+  // Consulted before block `layer` runs: a defined tensor replaces the block's output and the
+  // block is not computed (layer skipping).
+  virtual torch::Tensor skip_layer(int layer, const torch::Tensor& input) { return {}; }
+};
+
+}  // namespace nnterp

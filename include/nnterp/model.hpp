@@ -1,0 +1,69 @@
+// StandardizedTransformer: a HuggingFace causal LM loaded from a local folder (or the offline
+// hub cache) behind one standardized interface, whatever the architecture.
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nnterp/config.hpp"
+#include "nnterp/forward.hpp"
+#include "nnterp/points.hpp"
+
+namespace nnterp {
+
+namespace model { class Decoder; struct ArchSpec; }
+
+struct LoadOptions {
+  torch::ScalarType dtype = torch::kFloat32;  // compute dtype; F16/BF16 weights are converted
+  bool load_tokenizer = true;                 // when the folder has tokenizer.json
+};
+
+// A standardized module and the checkpoint tensors behind it (for `nnterp info`).
+struct ModuleInfo {
+  std::string name;                                       // "layers.3.self_attn"
+  std::map<std::string, std::vector<std::string>> weights;  // standardized weight → HF names
+};
+
+class StandardizedTransformer {
+ public:
+  // `model` is a folder or a hub id resolved offline (see hub.hpp).
+  explicit StandardizedTransformer(const std::string& model, const LoadOptions& options = {});
+  ~StandardizedTransformer();
+  StandardizedTransformer(StandardizedTransformer&&) noexcept;
+  StandardizedTransformer& operator=(StandardizedTransformer&&) noexcept;
+
+  const std::filesystem::path& path() const;
+  const Config& config() const;
+  const std::string& architecture() const;  // registry name ("llama")
+  const std::string& hf_class() const;      // "LlamaForCausalLM"
+  int64_t num_layers() const;
+  int64_t num_heads() const;
+  int64_t num_kv_heads() const;
+  int64_t head_dim() const;
+  int64_t hidden_size() const;
+  int64_t vocab_size() const;
+
+  // The standardized module tree: embed_tokens, layers.{i}.self_attn, layers.{i}.mlp, ln_final, lm_head.
+  std::vector<ModuleInfo> modules() const;
+
+  // One forward pass; see ForwardInput. Logits [B, T, V].
+  torch::Tensor forward(const ForwardInput& input, PointHooks* hooks = nullptr) const;
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        PointHooks* hooks = nullptr) const;
+  // The model's own final norm + lm_head + final scaling/soft-cap applied to a residual-stream tensor.
+  torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+
+  const model::Decoder& decoder() const;
+  const model::ArchSpec& arch() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nnterp

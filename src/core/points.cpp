@@ -1,0 +1,101 @@
+#include "nnterp/points.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "nnterp/error.hpp"
+
+namespace nnterp {
+
+const std::vector<PointInfo>& point_table() {
+  static const std::vector<PointInfo> table = {
+      {Point::Embed, "embed.output", "token_embeddings", "[B,T,H]",
+       "output of the token-embedding module"},
+      {Point::LayerInput, "layers.{i}.input", "layers_input", "[B,T,H]",
+       "residual stream entering block i"},
+      {Point::AttnInput, "layers.{i}.attn_input", "attentions_input", "[B,T,H]",
+       "input of the attention module (after the block's pre-attention norm, if any)"},
+      {Point::Query, "layers.{i}.q", "queries", "[B,heads,T,d_head]",
+       "attention queries after QK-norm and rotary"},
+      {Point::Key, "layers.{i}.k", "keys", "[B,kv_heads,T,d_head]",
+       "attention keys after QK-norm and rotary (before GQA repetition)"},
+      {Point::Value, "layers.{i}.v", "values", "[B,kv_heads,T,d_head]", "attention values"},
+      {Point::AttnProbs, "layers.{i}.attn_probs", "attention_probabilities", "[B,heads,T,S]",
+       "post-softmax attention weights (S = keys incl. cached ones)"},
+      {Point::AttnOutput, "layers.{i}.attn_output", "attentions_output", "[B,T,H]",
+       "output of the HF attention module"},
+      {Point::MlpInput, "layers.{i}.mlp_input", "mlps_input", "[B,T,H]",
+       "input of the MLP module (after the block's pre-MLP norm, if any)"},
+      {Point::RouterLogits, "layers.{i}.router_logits", "router_logits", "[B*T,experts]",
+       "mixture-of-experts router logits (MoE layers only)"},
+      {Point::MlpOutput, "layers.{i}.mlp_output", "mlps_output", "[B,T,H]",
+       "output of the HF MLP / MoE module"},
+      {Point::LayerOutput, "layers.{i}.output", "layers_output", "[B,T,H]",
+       "residual stream leaving block i"},
+      {Point::FinalNorm, "ln_final.output", "ln_final", "[B,T,H]", "output of the final norm"},
+      {Point::Logits, "logits", "logits", "[B,T,V]", "output of lm_head (after final soft-capping/scaling)"},
+  };
+  return table;
+}
+
+bool PointInfo::per_layer() const { return std::strstr(pattern, "{i}") != nullptr; }
+
+const PointInfo& point_info(Point point) { return point_table().at(static_cast<size_t>(point)); }
+
+std::string PointId::name() const {
+  std::string pattern = point_info(point).pattern;
+  auto at = pattern.find("{i}");
+  if (at != std::string::npos) pattern.replace(at, 3, std::to_string(layer));
+  return pattern;
+}
+
+static int stage(const PointId& p) {
+  // Embed comes before every layer; ln_final and logits after every layer.
+  if (p.point == Point::Embed) return -1;
+  if (p.point == Point::FinalNorm || p.point == Point::Logits) return 1 << 30;
+  return p.layer;
+}
+
+bool PointId::before(const PointId& o) const {
+  int a = stage(*this), b = stage(o);
+  if (a != b) return a < b;
+  return static_cast<int>(point) < static_cast<int>(o.point);
+}
+
+static size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+PointId parse_point(std::string_view name) {
+  // A per-layer name is "layers.<n>.<rest>": replace the number by "{i}" and look the pattern up.
+  std::string pattern(name);
+  int layer = -1;
+  if (name.rfind("layers.", 0) == 0) {
+    size_t start = 7, end = start;
+    while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+    if (end > start && end - start < 9) {
+      layer = std::stoi(std::string(name.substr(start, end - start)));
+      pattern = "layers.{i}" + std::string(name.substr(end));
+    }
+  }
+  for (const auto& info : point_table())
+    if (pattern == info.pattern) return PointId{info.point, info.per_layer() ? layer : -1};
+  const PointInfo* nearest = &point_table().front();
+  for (const auto& info : point_table())
+    if (edit_distance(pattern, info.pattern) < edit_distance(pattern, nearest->pattern)) nearest = &info;
+  throw Error(ErrorKind::InvalidArgument, std::string(name), "unknown point name",
+              std::string("did you mean '") + nearest->pattern + "'? (`nnterp points` lists them all)");
+}
+
+}  // namespace nnterp

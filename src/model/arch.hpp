@@ -1,0 +1,207 @@
+// ArchSpec: the declarative description of one HuggingFace architecture that drives the single
+// generic decoder (decoder.cpp). An architecture file (archs/<name>.cpp) turns a config.json into
+// an ArchSpec: sizes, one enum per structural axis, and the map from HF weight names to the
+// standardized weights. No torch here: architecture files compile fast and are fuzzable.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nnterp/config.hpp"
+
+namespace nnterp::model {
+
+enum class NormKind {
+  LayerNorm,               // (x - mean) / sqrt(var + eps) * w + b (bias optional)
+  RMSNorm,                 // w * x / sqrt(mean(x²) + eps)
+  RMSNormPlusOne,          // Gemma: (1 + w) * x / sqrt(mean(x²) + eps)
+  NonParametricLayerNorm,  // OLMo: LayerNorm without weight or bias
+};
+
+struct NormSpec {
+  NormKind kind = NormKind::RMSNorm;
+  double eps = 1e-5;
+};
+
+enum class Activation { GeluTanh, GeluExact, Silu, Relu };
+
+// How a block combines its branches with the residual stream.
+enum class Residual {
+  Sequential,  // h = x + attn(norm1(x)); out = h + mlp(norm2(h))
+  Parallel,    // out = x + attn(norm1(x)) + mlp(norm2(x) or norm1(x) when no norm2)
+};
+
+enum class PositionKind { None, Learned, Rotary, Alibi };
+enum class RotaryLayout {
+  Half,        // rotate_half: dims [0:d/2] pair with [d/2:d] (LLaMA, NeoX)
+  Interleaved  // rotate_every_two: pairs (0,1), (2,3), ... (GPT-J, CodeGen, Cohere)
+};
+enum class RopeScaling { None, Linear, Llama3 };
+enum class AlibiKind { Bloom, Mpt };
+
+struct RotarySpec {
+  int64_t dim = 0;  // rotated dims per head (partial rotary: < head_dim)
+  RotaryLayout layout = RotaryLayout::Half;
+  double theta = 10000.0;
+  RopeScaling scaling = RopeScaling::None;
+  double factor = 1.0;  // linear / llama3
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position = 8192;
+};
+
+// Per-layer attention geometry: which positions a query sees and how positions are encoded.
+struct LayerSpec {
+  int64_t sliding_window = 0;            // 0: full causal; W: key j visible to query i iff i-W < j <= i
+  PositionKind positions = PositionKind::None;  // Rotary here; Learned/Alibi are model-level
+  RotarySpec rotary;
+};
+
+enum class QkNorm {
+  None,
+  PerHead,          // one norm over head_dim shared by all heads (Qwen3, Gemma3)
+  PerHeadSeparate,  // a separate norm per head (StableLM qk_layernorm)
+  WholeProjection,  // over the whole q / k projection before the head split (OLMo2, OLMoE)
+};
+
+struct AttentionSpec {
+  int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  double scale = 0;      // multiplies q·k; 0 means 1/sqrt(head_dim)
+  double softcap = 0;    // Gemma-2: tanh(s / c) * c on the scaled scores, 0 = off
+  double clip_qkv = 0;   // OLMo: clamp q, k, v to [-c, c], 0 = off
+  QkNorm qk_norm = QkNorm::None;
+  NormSpec qk_norm_spec;
+};
+
+enum class MlpKind {
+  Plain,  // down(act(up(x)))
+  Gated,  // down(act(gate(x)) * up(x))
+  MoE,    // router → top-k of gated experts (+ optional shared expert)
+};
+
+struct MoeSpec {
+  int64_t num_experts = 0, top_k = 0;
+  bool normalize_top_k = false;           // renormalise the k routing weights to sum to 1
+  bool shared_expert = false;             // Qwen2-MoE: + sigmoid(gate(x)) * shared_mlp(x)
+};
+
+struct MlpSpec {
+  MlpKind kind = MlpKind::Gated;
+  Activation activation = Activation::Silu;
+  int64_t intermediate = 0;
+  MoeSpec moe;
+};
+
+// HF modules whose output (the standardized point) already includes the residual.
+struct BranchQuirks {
+  bool attn_output_includes_residual = false;  // Bloom
+  bool mlp_output_includes_residual = false;   // Bloom, MPT
+};
+
+// How a standardized weight is assembled from checkpoint tensors. Names may contain "{i}" (layer)
+// and "{e}" (expert). Parts are concatenated along dim 0 (output rows) after the transform.
+enum class WeightTransform {
+  None,
+  Transpose,           // GPT-2 Conv1D stores [in, out]
+  QkvPerHeadInterleaved,  // NeoX/Bloom fused rows per head [h0: q,k,v | h1: q,k,v | ...]
+  QkvFalconGroups,     // Falcon new arch: per kv group [q ... q, k, v]
+  QkvCodegenMp4,       // CodeGen: 4 chunks, each [q | v | k] for heads/4 heads
+};
+
+struct WeightSource {
+  std::vector<std::string> parts;  // HF names, concatenated along dim 0
+  WeightTransform transform = WeightTransform::None;
+  bool optional = false;           // absent from the checkpoint: the weight is simply not used (e.g. a bias)
+};
+
+// Standardized weight names (one decoder reads these; see decoder.cpp):
+//   embed.weight  pos_embed.weight  embed_norm.{weight,bias}
+//   layers.{i}.attn_norm.*  layers.{i}.mlp_norm.*  layers.{i}.post_attn_norm.*  layers.{i}.post_mlp_norm.*
+//   layers.{i}.attn.qkv.{weight,bias}   rows [q (heads·hd) | k (kv·hd) | v (kv·hd)]
+//   layers.{i}.attn.o.{weight,bias}  layers.{i}.attn.q_norm.{weight,bias}  layers.{i}.attn.k_norm.*
+//     (PerHeadSeparate q/k norms: weight [heads, hd])
+//   layers.{i}.mlp.up.*  layers.{i}.mlp.gate_up.* (rows [gate | up])  layers.{i}.mlp.down.*
+//   layers.{i}.moe.router.weight  layers.{i}.moe.experts.{e}.gate_up.weight  .down.weight
+//   layers.{i}.moe.shared.gate_up.weight  .shared.down.weight  layers.{i}.moe.shared_gate.weight
+//   final_norm.{weight,bias}  lm_head.{weight,bias}
+using WeightMap = std::map<std::string, WeightSource>;
+
+struct ArchSpec {
+  std::string name;        // registry name ("llama")
+  std::string hf_class;    // "LlamaForCausalLM"
+  int64_t num_layers = 0, hidden = 0, vocab = 0;
+  int64_t max_positions = 0;  // 0: no hard limit (rotary / ALiBi extrapolate)
+
+  NormSpec norm;             // every block / final norm (qk norms have their own)
+  Residual residual = Residual::Sequential;
+  bool pre_attn_norm = true;    // OLMo2 has none
+  bool pre_mlp_norm = true;     // false in parallel blocks that reuse the attention's norm
+  bool post_attn_norm = false;  // Gemma-2/3, OLMo2: norm on the attention output before the add
+  bool post_mlp_norm = false;
+  bool embed_norm = false;      // Bloom: LayerNorm right after the embedding
+  double residual_multiplier = 1.0;  // Granite
+
+  PositionKind positions = PositionKind::Rotary;  // model-level kind: Learned / Alibi / Rotary / None
+  int64_t learned_position_offset = 0;            // OPT: 2
+  AlibiKind alibi = AlibiKind::Bloom;
+
+  double embed_multiplier = 1.0;       // applied after the embedding module (Gemma sqrt(H), Granite)
+  double embed_multiplier_inside = 1.0;  // applied inside it, so visible in embed.output (Gemma-3)
+
+  AttentionSpec attn;
+  std::vector<LayerSpec> layers;  // one per layer
+  MlpSpec mlp;
+  BranchQuirks quirks;
+
+  double final_softcap = 0;   // Gemma-2: tanh(logits / c) * c
+  double logit_scale = 1.0;   // Cohere: × scale; Granite: × 1/logits_scaling
+  bool tie_embeddings = false;
+
+  WeightMap weights;
+  std::vector<std::string> ignored_weights;  // HF names (with {i}) that exist but are not parameters
+  // Checkpoints saved from the base model lack the task prefix: {"transformer.", ""} lets
+  // "transformer.h.0.ln_1.weight" be found as "h.0.ln_1.weight" (the hub's own gpt2 is saved so).
+  std::vector<std::pair<std::string, std::string>> prefix_aliases;
+};
+
+// Building an ArchSpec from a config. Throws Error(Unsupported) for options it cannot honour.
+using ArchBuilder = std::function<ArchSpec(const Config&)>;
+
+// The registry: model_type → builder. An architecture file registers itself with NNTERP_ARCH.
+void register_arch(const std::string& model_type, ArchBuilder builder);
+std::vector<std::string> supported_model_types();
+// Throws Error(Unsupported) naming the model_type and listing the supported ones.
+ArchSpec arch_from_config(const Config& config);
+
+struct ArchRegistration {
+  ArchRegistration(const char* model_type, ArchBuilder builder) { register_arch(model_type, std::move(builder)); }
+};
+#define NNTERP_ARCH_CAT2(a, b) a##b
+#define NNTERP_ARCH_CAT(a, b) NNTERP_ARCH_CAT2(a, b)
+#define NNTERP_ARCH(model_type, builder) \
+  static const ::nnterp::model::ArchRegistration NNTERP_ARCH_CAT(nnterp_arch_, __LINE__)(model_type, builder);
+
+// ---- helpers shared by the architecture files ----------------------------------------------
+
+// Uniform per-layer specs (same window/positions everywhere).
+std::vector<LayerSpec> uniform_layers(int64_t n, const LayerSpec& spec);
+// rope_scaling / rope_theta from the config (llama3, linear; anything else throws Unsupported).
+RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout layout,
+                              double default_theta = 10000.0);
+// Activation from HF names ("gelu_new", "gelu_pytorch_tanh", "silu", "gelu", "relu", ...).
+Activation activation_from_name(const std::string& hf_name, const std::string& source);
+// Per-layer sliding flags from `layer_types` ("sliding_attention"/"full_attention"), else from a
+// legacy pattern P (layer i sliding iff (i+1) % P != 0), else from `fallback`.
+std::vector<bool> sliding_layers_from_config(const Config& c, int64_t num_layers,
+                                             std::function<bool(int64_t)> fallback);
+// torch_dtype/dtype etc. are ignored; this checks the common keys every llama-like model has.
+ArchSpec llama_like(const Config& c, const std::string& name, const std::string& hf_class);
+
+// Weight-map helpers for the common "model.layers.{i}...." layout.
+WeightSource src(std::string name, bool optional = false);
+WeightSource cat(std::vector<std::string> names, bool optional = false);
+void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias);
+
+}  // namespace nnterp::model

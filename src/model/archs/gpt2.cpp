@@ -1,0 +1,54 @@
+// gpt2: pre-LayerNorm blocks with biases everywhere, learned absolute positions, fused Conv1D
+// c_attn ([in, out] storage, q|k|v), gelu_new MLP, tied lm_head.
+#include "model/arch.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec gpt2(const Config& c) {
+  ArchSpec a;
+  a.name = "gpt2";
+  a.hf_class = "GPT2LMHeadModel";
+  a.hidden = c.integer({"n_embd", "hidden_size"});
+  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.max_positions = c.integer({"n_positions", "max_position_embeddings"});
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  if (!c.boolean_or({"scale_attn_weights"}, true)) a.attn.scale = 1.0;
+  if (c.boolean_or({"scale_attn_by_inverse_layer_idx"}, false))
+    throw Error(ErrorKind::Unsupported, c.source(), "scale_attn_by_inverse_layer_idx=true is not supported");
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  a.positions = PositionKind::Learned;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());
+  a.mlp.intermediate = c.integer_or({"n_inner"}, 4 * a.hidden);
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
+  a.layers = uniform_layers(a.num_layers, LayerSpec{});
+
+  auto conv1d = [](const std::string& name) { return WeightSource{{name}, WeightTransform::Transpose, false}; };
+  auto& w = a.weights;
+  const std::string L = "transformer.h.{i}.";
+  w["embed.weight"] = src("transformer.wte.weight");
+  w["pos_embed.weight"] = src("transformer.wpe.weight");
+  map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
+  map_norm(w, "layers.{i}.mlp_norm", L + "ln_2", true);
+  w["layers.{i}.attn.qkv.weight"] = conv1d(L + "attn.c_attn.weight");
+  w["layers.{i}.attn.qkv.bias"] = src(L + "attn.c_attn.bias");
+  w["layers.{i}.attn.o.weight"] = conv1d(L + "attn.c_proj.weight");
+  w["layers.{i}.attn.o.bias"] = src(L + "attn.c_proj.bias");
+  w["layers.{i}.mlp.up.weight"] = conv1d(L + "mlp.c_fc.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.c_fc.bias");
+  w["layers.{i}.mlp.down.weight"] = conv1d(L + "mlp.c_proj.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.c_proj.bias");
+  map_norm(w, "final_norm", "transformer.ln_f", true);
+  w["lm_head.weight"] = src("lm_head.weight");
+  // Old checkpoints carry the causal-mask buffers as tensors.
+  a.ignored_weights = {L + "attn.bias", L + "attn.masked_bias", "h.{i}.attn.bias", "h.{i}.attn.masked_bias"};
+  a.prefix_aliases = {{"transformer.", ""}};
+  return a;
+}
+
+NNTERP_ARCH("gpt2", gpt2)
+
+}  // namespace nnterp::model

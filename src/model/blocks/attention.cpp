@@ -1,0 +1,75 @@
+// Eager attention over the canonical fused QKV projection: every QKV packing is re-ordered into
+// [q | k | v] at load time (weights.cpp), so this is the only attention implementation.
+#include "model/blocks/blocks.hpp"
+
+namespace nnterp::model {
+
+namespace {
+
+// [B, T, n·hd] → [B, n, T, hd]
+torch::Tensor split_heads(const torch::Tensor& x, int64_t n, int64_t hd) {
+  return x.view({x.size(0), x.size(1), n, hd}).transpose(1, 2);
+}
+
+torch::Tensor per_head_norm(const Norm& norm, QkNorm kind, const torch::Tensor& x /*[B,T,n,hd]*/) {
+  if (kind == QkNorm::PerHead) return norm(x);
+  // PerHeadSeparate: a LayerNorm over head_dim with a weight row (and bias row) per head.
+  const int64_t n = x.size(2), hd = x.size(3);
+  auto y = at::layer_norm(x, {hd}, {}, {}, norm.eps) * norm.weight.view({n, hd});
+  return norm.bias.defined() ? y + norm.bias.view({n, hd}) : y;
+}
+
+}  // namespace
+
+torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,
+                        const AttentionContext& ctx, const Tap& tap) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = spec.num_heads, KV = spec.num_kv_heads, hd = spec.head_dim;
+  auto qkv = at::linear(x, w.qkv_w, w.qkv_b);
+  if (spec.clip_qkv > 0) qkv = qkv.clamp(-spec.clip_qkv, spec.clip_qkv);
+  auto q = qkv.narrow(-1, 0, H * hd);
+  auto k = qkv.narrow(-1, H * hd, KV * hd);
+  auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
+  if (spec.qk_norm == QkNorm::WholeProjection) {
+    q = w.q_norm(q);
+    k = w.k_norm(k);
+  }
+  if (spec.qk_norm == QkNorm::PerHead || spec.qk_norm == QkNorm::PerHeadSeparate) {
+    q = per_head_norm(w.q_norm, spec.qk_norm, q.reshape({B, T, H, hd})).reshape({B, T, H * hd});
+    k = per_head_norm(w.k_norm, spec.qk_norm, k.reshape({B, T, KV, hd})).reshape({B, T, KV * hd});
+  }
+  q = split_heads(q, H, hd);
+  k = split_heads(k, KV, hd);
+  v = split_heads(v, KV, hd);
+  if (ctx.rotary) {
+    q = apply_rotary(q, *ctx.rotary);
+    k = apply_rotary(k, *ctx.rotary);
+  }
+  tap(Point::Query, ctx.layer, q);
+  tap(Point::Key, ctx.layer, k);
+  tap(Point::Value, ctx.layer, v);
+  if (ctx.cache_k) {
+    if (ctx.cache_k->defined()) {
+      k = torch::cat({*ctx.cache_k, k}, 2);
+      v = torch::cat({*ctx.cache_v, v}, 2);
+    }
+    *ctx.cache_k = k;
+    *ctx.cache_v = v;
+  }
+  if (KV != H) {  // GQA / MQA: kv head j serves query heads j·g … j·g+g-1
+    k = k.repeat_interleave(H / KV, 1);
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(hd));
+  auto scores = torch::matmul(q, k.transpose(-1, -2));
+  if (scale != 1.0) scores = scores * scale;
+  if (spec.softcap > 0) scores = torch::tanh(scores / spec.softcap) * spec.softcap;
+  if (ctx.alibi) scores = scores + *ctx.alibi;
+  scores = scores + *ctx.mask;
+  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  tap(Point::AttnProbs, ctx.layer, probs);
+  auto context = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
+  return at::linear(context, w.o_w, w.o_b);
+}
+
+}  // namespace nnterp::model

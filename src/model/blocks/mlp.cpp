@@ -1,0 +1,38 @@
+#include "model/blocks/blocks.hpp"
+
+namespace nnterp::model {
+
+torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x) {
+  if (kind == MlpKind::Plain) return at::linear(activate(at::linear(x, w.up_w, w.up_b), activation), w.down_w, w.down_b);
+  auto gate_up = at::linear(x, w.gate_up_w, w.gate_up_b);
+  const int64_t inter = gate_up.size(-1) / 2;
+  auto hidden = activate(gate_up.narrow(-1, 0, inter), activation) * gate_up.narrow(-1, inter, inter);
+  return at::linear(hidden, w.down_w, w.down_b);
+}
+
+torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor& x, const Tap& tap, int layer) {
+  const auto shape = x.sizes().vec();
+  auto tokens = x.reshape({-1, x.size(-1)});  // [N, H]
+  auto router_logits = at::linear(tokens, w.router_w);
+  tap(Point::RouterLogits, layer, router_logits);
+  auto routing = torch::softmax(router_logits, -1, torch::kFloat32);
+  auto [top_weights, top_experts] = routing.topk(spec.moe.top_k, -1);
+  if (spec.moe.normalize_top_k) top_weights = top_weights / top_weights.sum(-1, true);
+  top_weights = top_weights.to(x.scalar_type());
+  auto out = torch::zeros_like(tokens);
+  for (int64_t e = 0; e < spec.moe.num_experts; ++e) {
+    auto hits = (top_experts == e).nonzero();  // [n, 2]: (token, slot)
+    if (hits.size(0) == 0) continue;
+    auto token_index = hits.select(1, 0);
+    auto weight = top_weights.index({token_index, hits.select(1, 1)}).unsqueeze(-1);
+    auto y = mlp(MlpKind::Gated, spec.activation, w.experts[e], tokens.index_select(0, token_index));
+    out.index_add_(0, token_index, y * weight);
+  }
+  if (spec.moe.shared_expert) {
+    auto shared = mlp(MlpKind::Gated, spec.activation, w.shared, tokens);
+    out = out + torch::sigmoid(at::linear(tokens, w.shared_gate_w)) * shared;
+  }
+  return out.view(shape);
+}
+
+}  // namespace nnterp::model

@@ -1,0 +1,273 @@
+#include "model/decoder.hpp"
+
+#include <map>
+
+#include "core/tensor_text.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::model {
+
+namespace {
+
+void expect_shape(const std::string& name, const torch::Tensor& t, std::vector<int64_t> expected,
+                  const std::string& why) {
+  if (!t.defined()) return;
+  if (t.sizes().vec() != expected)
+    throw Error(ErrorKind::Shape, name,
+                "expected shape " + shape_text(expected) + " (" + why + "), got " + shape_text(t.sizes()),
+                "config.json and the checkpoint disagree");
+}
+
+std::string layer_name(int i, const std::string& rest) { return "layers." + std::to_string(i) + "." + rest; }
+
+}  // namespace
+
+// Tables shared by every layer of one forward pass, built once per pass (or per distinct layer
+// geometry: sliding windows and rotary specs differ between layers of some models).
+struct Decoder::PassState {
+  torch::Tensor key_mask;  // bool [B, S]
+  torch::Tensor position_ids;
+  int64_t past = 0, T = 0;
+  KVCache* cache = nullptr;
+  std::map<int64_t, torch::Tensor> masks;  // window → additive mask
+  std::vector<std::pair<const RotarySpec*, RotaryTables>> rotary;
+  torch::Tensor alibi;
+
+  const torch::Tensor& mask(int64_t window) {
+    auto it = masks.find(window);
+    if (it == masks.end()) it = masks.emplace(window, mask_bias(key_mask, past, T, window)).first;
+    return it->second;
+  }
+  const RotaryTables& tables(const RotarySpec& spec) {
+    for (const auto& [s, t] : rotary)
+      if (s->dim == spec.dim && s->layout == spec.layout && s->theta == spec.theta && s->scaling == spec.scaling &&
+          s->factor == spec.factor && s->low_freq_factor == spec.low_freq_factor &&
+          s->high_freq_factor == spec.high_freq_factor && s->original_max_position == spec.original_max_position)
+        return t;
+    rotary.emplace_back(&spec, rotary_tables(spec, position_ids));
+    return rotary.back().second;
+  }
+};
+
+Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
+  const auto& w = weights_;
+  embed_w_ = w.get("embed.weight");
+  pos_w_ = w.get_or_undefined("pos_embed.weight");
+  head_w_ = w.get("lm_head.weight");
+  head_b_ = w.get_or_undefined("lm_head.bias");
+  if (spec_.embed_norm) embed_norm_ = make_norm(w, "embed_norm", spec_.norm);
+  final_norm_ = make_norm(w, "final_norm", spec_.norm);
+  for (int i = 0; i < spec_.num_layers; ++i) {
+    Layer L;
+    auto name = [&](const std::string& rest) { return layer_name(i, rest); };
+    if (spec_.pre_attn_norm) L.attn_norm = make_norm(w, name("attn_norm"), spec_.norm);
+    if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, name("mlp_norm"), spec_.norm);
+    if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, name("post_attn_norm"), spec_.norm);
+    if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, name("post_mlp_norm"), spec_.norm);
+    L.attn.qkv_w = w.get(name("attn.qkv.weight"));
+    L.attn.qkv_b = w.get_or_undefined(name("attn.qkv.bias"));
+    L.attn.o_w = w.get(name("attn.o.weight"));
+    L.attn.o_b = w.get_or_undefined(name("attn.o.bias"));
+    if (spec_.attn.qk_norm != QkNorm::None) {
+      L.attn.q_norm = make_norm(w, name("attn.q_norm"), spec_.attn.qk_norm_spec);
+      L.attn.k_norm = make_norm(w, name("attn.k_norm"), spec_.attn.qk_norm_spec);
+    }
+    auto mlp_weights = [&](const std::string& prefix) {
+      MlpWeights m;
+      m.up_w = w.get_or_undefined(prefix + ".up.weight");
+      m.up_b = w.get_or_undefined(prefix + ".up.bias");
+      m.gate_up_w = w.get_or_undefined(prefix + ".gate_up.weight");
+      m.gate_up_b = w.get_or_undefined(prefix + ".gate_up.bias");
+      m.down_w = w.get(prefix + ".down.weight");
+      m.down_b = w.get_or_undefined(prefix + ".down.bias");
+      return m;
+    };
+    if (spec_.mlp.kind == MlpKind::MoE) {
+      L.moe.router_w = w.get(name("moe.router.weight"));
+      for (int64_t e = 0; e < spec_.mlp.moe.num_experts; ++e)
+        L.moe.experts.push_back(mlp_weights(name("moe.experts." + std::to_string(e))));
+      if (spec_.mlp.moe.shared_expert) {
+        L.moe.shared = mlp_weights(name("moe.shared"));
+        L.moe.shared_gate_w = w.get(name("moe.shared_gate.weight"));
+      }
+    } else {
+      L.mlp = mlp_weights(name("mlp"));
+    }
+    layers_.push_back(std::move(L));
+  }
+  check_weights();
+}
+
+void Decoder::check_weights() const {
+  const int64_t Hd = spec_.hidden, V = spec_.vocab, nh = spec_.attn.num_heads, kv = spec_.attn.num_kv_heads,
+                hd = spec_.attn.head_dim, I = spec_.mlp.intermediate;
+  if (nh <= 0 || kv <= 0 || hd <= 0 || nh % kv != 0)
+    throw Error(ErrorKind::Config, spec_.name, "num_attention_heads (" + std::to_string(nh) +
+                                                   ") must be a positive multiple of num_key_value_heads (" +
+                                                   std::to_string(kv) + ")");
+  expect_shape("embed.weight", embed_w_, {V, Hd}, "vocab_size × hidden_size");
+  expect_shape("lm_head.weight", head_w_, {V, Hd}, "vocab_size × hidden_size");
+  for (int i = 0; i < spec_.num_layers; ++i) {
+    const auto& L = layers_[i];
+    const int64_t qkv_rows = (nh + 2 * kv) * hd;
+    expect_shape(layer_name(i, "attn.qkv.weight"), L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
+    expect_shape(layer_name(i, "attn.qkv.bias"), L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
+    expect_shape(layer_name(i, "attn.o.weight"), L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
+    if (spec_.mlp.kind == MlpKind::Gated)
+      expect_shape(layer_name(i, "mlp.gate_up.weight"), L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
+    if (spec_.mlp.kind == MlpKind::Plain)
+      expect_shape(layer_name(i, "mlp.up.weight"), L.mlp.up_w, {I, Hd}, "intermediate × hidden");
+    if (spec_.mlp.kind != MlpKind::MoE)
+      expect_shape(layer_name(i, "mlp.down.weight"), L.mlp.down_w, {Hd, I}, "hidden × intermediate");
+    else
+      expect_shape(layer_name(i, "moe.router.weight"), L.moe.router_w, {spec_.mlp.moe.num_experts, Hd}, "experts × hidden");
+  }
+}
+
+torch::Tensor Decoder::unembed(const torch::Tensor& normed) const {
+  auto logits = at::linear(normed, head_w_, head_b_);
+  if (spec_.logit_scale != 1.0) logits = logits * spec_.logit_scale;
+  if (spec_.final_softcap > 0) logits = torch::tanh(logits / spec_.final_softcap) * spec_.final_softcap;
+  return logits;
+}
+
+torch::Tensor Decoder::project_on_vocab(const torch::Tensor& hidden) const { return unembed(final_norm_(hidden)); }
+
+torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const {
+  const auto& L = layers_[i];
+  if (spec_.mlp.kind == MlpKind::MoE) return moe(spec_.mlp, L.moe, x, tap, i);
+  return mlp(spec_.mlp.kind, spec_.mlp.activation, L.mlp, x);
+}
+
+torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
+  const auto& L = layers_[i];
+  const auto& layer_spec = spec_.layers[i];
+  const double r = spec_.residual_multiplier;
+  auto scaled = [r](const torch::Tensor& t) { return r == 1.0 ? t : t * r; };
+
+  AttentionContext ctx;
+  ctx.layer = i;
+  ctx.mask = &state.mask(layer_spec.sliding_window);
+  if (spec_.positions == PositionKind::Alibi) ctx.alibi = &state.alibi;
+  if (layer_spec.positions == PositionKind::Rotary) ctx.rotary = &state.tables(layer_spec.rotary);
+  if (state.cache) {
+    ctx.cache_k = &state.cache->keys[i];
+    ctx.cache_v = &state.cache->values[i];
+  }
+
+  torch::Tensor attn_in = spec_.pre_attn_norm ? L.attn_norm(x) : x;
+  tap(Point::AttnInput, i, attn_in);
+  torch::Tensor a = attention(spec_.attn, L.attn, attn_in, ctx, tap);
+  if (spec_.quirks.attn_output_includes_residual) a = x + a;
+  tap(Point::AttnOutput, i, a);
+  if (spec_.post_attn_norm) a = L.post_attn_norm(a);
+
+  if (spec_.residual == Residual::Parallel) {
+    torch::Tensor mlp_in = spec_.pre_mlp_norm ? L.mlp_norm(x) : attn_in;
+    tap(Point::MlpInput, i, mlp_in);
+    torch::Tensor m = mlp_branch(i, mlp_in, tap);
+    tap(Point::MlpOutput, i, m);
+    if (spec_.post_mlp_norm) m = L.post_mlp_norm(m);
+    return x + scaled(a) + scaled(m);
+  }
+  torch::Tensor h = spec_.quirks.attn_output_includes_residual ? a : x + scaled(a);
+  torch::Tensor mlp_in = spec_.pre_mlp_norm ? L.mlp_norm(h) : h;
+  tap(Point::MlpInput, i, mlp_in);
+  torch::Tensor m = mlp_branch(i, mlp_in, tap);
+  if (spec_.quirks.mlp_output_includes_residual) m = h + m;
+  tap(Point::MlpOutput, i, m);
+  if (spec_.post_mlp_norm) m = L.post_mlp_norm(m);
+  return spec_.quirks.mlp_output_includes_residual ? m : h + scaled(m);
+}
+
+static void check_input(const ForwardInput& in, int64_t past, int64_t vocab) {
+  const auto& ids = in.input_ids;
+  if (!ids.defined() || ids.dim() != 2 || ids.scalar_type() != torch::kInt64)
+    throw Error(ErrorKind::Shape, "input_ids",
+                "expected an int64 tensor [batch, tokens], got " +
+                    (ids.defined() ? shape_text(ids.sizes()) + " " + c10::toString(ids.scalar_type()) : std::string("none")));
+  if (ids.size(0) == 0 || ids.size(1) == 0) throw Error(ErrorKind::InvalidArgument, "input_ids", "empty batch or sequence");
+  auto [lo, hi] = torch::aminmax(ids);
+  if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= vocab)
+    throw Error(ErrorKind::InvalidArgument, "input_ids",
+                "token ids must lie in [0, " + std::to_string(vocab) + "), got min " + std::to_string(lo.item<int64_t>()) +
+                    " max " + std::to_string(hi.item<int64_t>()),
+                "was the input tokenized with this model's tokenizer?");
+  const auto& mask = in.attention_mask;
+  if (mask.defined() && (mask.dim() != 2 || mask.size(0) != ids.size(0) || mask.size(1) != past + ids.size(1)))
+    throw Error(ErrorKind::Shape, "attention_mask",
+                "expected [" + std::to_string(ids.size(0)) + ", " + std::to_string(past + ids.size(1)) +
+                    "] (batch, cached + new tokens), got " + shape_text(mask.sizes()));
+  if (in.position_ids.defined() && in.position_ids.sizes() != ids.sizes())
+    throw Error(ErrorKind::Shape, "position_ids", "expected the shape of input_ids " + shape_text(ids.sizes()) +
+                                                      ", got " + shape_text(in.position_ids.sizes()));
+}
+
+torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const {
+  const int64_t past = in.cache ? in.cache->length() : 0;
+  check_input(in, past, spec_.vocab);
+  const auto& ids = in.input_ids;
+  const int64_t B = ids.size(0), T = ids.size(1);
+  PassState state;
+  state.past = past;
+  state.T = T;
+  state.key_mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kBool)
+                                               : torch::ones({B, past + T}, torch::TensorOptions().dtype(torch::kBool).device(ids.device()));
+  if (in.position_ids.defined()) {
+    state.position_ids = in.position_ids;
+  } else {
+    // As HF generation: cumsum(mask) - 1 over all (cached + new) tokens, pads set to 1.
+    auto m = state.key_mask.to(torch::kInt64);
+    auto pos = (m.cumsum(-1) - 1).masked_fill(m == 0, 1);
+    state.position_ids = pos.narrow(1, past, T);
+  }
+  if (spec_.max_positions > 0 && spec_.positions == PositionKind::Learned) {
+    int64_t max_pos = state.position_ids.max().item<int64_t>();
+    if (max_pos >= spec_.max_positions)
+      throw Error(ErrorKind::InvalidArgument, "input_ids",
+                  "position " + std::to_string(max_pos) + " is beyond the model's " + std::to_string(spec_.max_positions) +
+                      " learned positions", "shorten the prompt (" + spec_.name + " cannot extrapolate)");
+  }
+  if (in.cache && in.cache->keys.size() != static_cast<size_t>(spec_.num_layers)) {
+    in.cache->keys.assign(spec_.num_layers, torch::Tensor());
+    in.cache->values.assign(spec_.num_layers, torch::Tensor());
+  }
+  state.cache = in.cache;
+  if (spec_.positions == PositionKind::Alibi) state.alibi = alibi_bias(spec_.alibi, spec_.attn.num_heads, state.key_mask);
+
+  Tap tap(hooks);
+  try {
+    torch::Tensor x = at::embedding(embed_w_, ids);
+    if (spec_.embed_multiplier_inside != 1.0) x = x * spec_.embed_multiplier_inside;
+    tap(Point::Embed, -1, x);
+    if (spec_.embed_multiplier != 1.0) x = x * spec_.embed_multiplier;
+    if (spec_.positions == PositionKind::Learned)
+      x = x + at::embedding(pos_w_, state.position_ids + spec_.learned_position_offset);
+    if (spec_.embed_norm) x = embed_norm_(x);
+    for (int i = 0; i < spec_.num_layers; ++i) {
+      tap(Point::LayerInput, i, x);
+      torch::Tensor replacement = hooks ? hooks->skip_layer(i, x) : torch::Tensor();
+      if (replacement.defined()) {
+        if (replacement.sizes() != x.sizes())
+          throw Error(ErrorKind::Shape, layer_name(i, "output"), "a skipped layer's replacement must have shape " +
+                                                                     shape_text(x.sizes()) + ", got " + shape_text(replacement.sizes()));
+        // With a KV cache the block still runs, so that later steps find this layer's keys/values.
+        if (state.cache) block(i, x, state, Tap(nullptr));
+        x = replacement;
+      } else {
+        x = block(i, x, state, tap);
+      }
+      tap(Point::LayerOutput, i, x);
+    }
+    x = final_norm_(x);
+    tap(Point::FinalNorm, -1, x);
+    if (in.logits_last_only) x = x.narrow(1, T - 1, 1);
+    torch::Tensor logits = unembed(x);
+    tap(Point::Logits, -1, logits);
+    return logits;
+  } catch (const StopForward&) {
+    return {};
+  }
+}
+
+}  // namespace nnterp::model

@@ -1,0 +1,50 @@
+// The one generic decoder: runs any ArchSpec over its standardized weights, calling the hooks
+// at every standardized point.
+#pragma once
+
+#include <torch/types.h>
+
+#include "model/arch.hpp"
+#include "model/blocks/blocks.hpp"
+#include "model/weights.hpp"
+#include "nnterp/forward.hpp"
+
+namespace nnterp::model {
+
+class Decoder {
+ public:
+  Decoder(ArchSpec spec, Weights weights);
+
+  // Logits [B, T, V] (or [B, 1, V] with logits_last_only); undefined if a hook stopped the pass.
+  torch::Tensor forward(const ForwardInput& input, PointHooks* hooks = nullptr) const;
+  // Final norm + lm_head + logit scaling + final soft-cap: on the last layer's output this is
+  // exactly the logits.
+  torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+  // The final norm alone, and lm_head + scaling + soft-cap alone.
+  torch::Tensor final_norm(const torch::Tensor& hidden) const { return final_norm_(hidden); }
+  torch::Tensor unembed(const torch::Tensor& normed) const;
+
+  const ArchSpec& spec() const { return spec_; }
+  const Weights& weights() const { return weights_; }
+
+ private:
+  struct Layer {
+    Norm attn_norm, mlp_norm, post_attn_norm, post_mlp_norm;
+    AttentionWeights attn;
+    MlpWeights mlp;
+    MoeWeights moe;
+  };
+  struct PassState;  // per-forward tables (masks, rotary, ALiBi)
+
+  void check_weights() const;
+  torch::Tensor block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
+  torch::Tensor mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const;
+
+  ArchSpec spec_;
+  Weights weights_;
+  std::vector<Layer> layers_;
+  Norm embed_norm_, final_norm_;
+  torch::Tensor embed_w_, pos_w_, head_w_, head_b_;
+};
+
+}  // namespace nnterp::model

@@ -1,0 +1,89 @@
+#include "nnterp/model.hpp"
+
+#include "model/decoder.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/hub.hpp"
+#include "nnterp/safetensors.hpp"
+
+namespace nnterp {
+
+struct StandardizedTransformer::Impl {
+  std::filesystem::path path;
+  Config config;
+  std::unique_ptr<model::Decoder> decoder;
+};
+
+StandardizedTransformer::StandardizedTransformer(const std::string& name, const LoadOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->path = resolve_model(name);
+  impl_->config = Config::load(impl_->path / "config.json");
+  model::ArchSpec spec = model::arch_from_config(impl_->config);
+  auto store = io::WeightStore::open(impl_->path);
+  auto weights = model::load_weights(spec, store, options.dtype);
+  impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
+}
+
+StandardizedTransformer::~StandardizedTransformer() = default;
+StandardizedTransformer::StandardizedTransformer(StandardizedTransformer&&) noexcept = default;
+StandardizedTransformer& StandardizedTransformer::operator=(StandardizedTransformer&&) noexcept = default;
+
+const std::filesystem::path& StandardizedTransformer::path() const { return impl_->path; }
+const Config& StandardizedTransformer::config() const { return impl_->config; }
+const std::string& StandardizedTransformer::architecture() const { return arch().name; }
+const std::string& StandardizedTransformer::hf_class() const { return arch().hf_class; }
+int64_t StandardizedTransformer::num_layers() const { return arch().num_layers; }
+int64_t StandardizedTransformer::num_heads() const { return arch().attn.num_heads; }
+int64_t StandardizedTransformer::num_kv_heads() const { return arch().attn.num_kv_heads; }
+int64_t StandardizedTransformer::head_dim() const { return arch().attn.head_dim; }
+int64_t StandardizedTransformer::hidden_size() const { return arch().hidden; }
+int64_t StandardizedTransformer::vocab_size() const { return arch().vocab; }
+const model::Decoder& StandardizedTransformer::decoder() const { return *impl_->decoder; }
+const model::ArchSpec& StandardizedTransformer::arch() const { return impl_->decoder->spec(); }
+
+std::vector<ModuleInfo> StandardizedTransformer::modules() const {
+  // Standardized weight prefix → module name.
+  auto module_of = [](const std::string& weight) -> std::string {
+    if (weight.rfind("embed", 0) == 0 || weight.rfind("pos_embed", 0) == 0) return "embed_tokens";
+    if (weight.rfind("final_norm", 0) == 0) return "ln_final";
+    if (weight.rfind("lm_head", 0) == 0) return "lm_head";
+    auto second_dot = weight.find('.', 7);
+    std::string layer = weight.substr(0, second_dot);
+    std::string rest = weight.substr(second_dot + 1);
+    if (rest.rfind("attn.", 0) == 0 || rest.rfind("attn_norm", 0) == 0 || rest.rfind("post_attn_norm", 0) == 0)
+      return layer + ".self_attn";
+    return layer + ".mlp";
+  };
+  std::vector<ModuleInfo> out;
+  auto find_or_add = [&](const std::string& name) -> ModuleInfo& {
+    for (auto& m : out)
+      if (m.name == name) return m;
+    out.push_back(ModuleInfo{name, {}});
+    return out.back();
+  };
+  find_or_add("embed_tokens");
+  for (int64_t i = 0; i < num_layers(); ++i) {
+    find_or_add("layers." + std::to_string(i) + ".self_attn");
+    find_or_add("layers." + std::to_string(i) + ".mlp");
+  }
+  find_or_add("ln_final");
+  find_or_add("lm_head");
+  for (const auto& [weight, sources] : decoder().weights().sources) find_or_add(module_of(weight)).weights[weight] = sources;
+  return out;
+}
+
+torch::Tensor StandardizedTransformer::forward(const ForwardInput& input, PointHooks* hooks) const {
+  return impl_->decoder->forward(input, hooks);
+}
+
+torch::Tensor StandardizedTransformer::forward(const torch::Tensor& ids, const torch::Tensor& mask, PointHooks* hooks) const {
+  ForwardInput in;
+  in.input_ids = ids;
+  in.attention_mask = mask;
+  return forward(in, hooks);
+}
+
+torch::Tensor StandardizedTransformer::project_on_vocab(const torch::Tensor& hidden) const {
+  return impl_->decoder->project_on_vocab(hidden);
+}
+
+}  // namespace nnterp

@@ -1,0 +1,64 @@
+// Helpers for tests over the HuggingFace fixtures in tests/data/hf/<arch>/.
+#pragma once
+
+#include <torch/types.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nnterp/model.hpp"
+#include "nnterp/safetensors.hpp"
+
+namespace nnterp::testing {
+
+inline std::filesystem::path hf_fixture_dir() { return std::filesystem::path(NNTERP_TEST_DATA) / "hf"; }
+
+// Every architecture folder under tests/data/hf, sorted.
+inline std::vector<std::string> hf_fixture_names() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(hf_fixture_dir()))
+    if (e.is_directory() && std::filesystem::exists(e.path() / "expected.safetensors")) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+struct Fixture {
+  std::string name;
+  std::filesystem::path dir;
+  std::shared_ptr<io::SafetensorsFile> expected;
+  nlohmann::json meta;
+  torch::Tensor input_ids, attention_mask;
+
+  explicit Fixture(const std::string& arch) : name(arch), dir(hf_fixture_dir() / arch) {
+    expected = io::SafetensorsFile::open(dir / "expected.safetensors");
+    std::ifstream in(dir / "meta.json");
+    meta = nlohmann::json::parse(in);
+    input_ids = tensor("input_ids");
+    attention_mask = tensor("attention_mask");
+  }
+  torch::Tensor tensor(const std::string& n) const { return expected->tensor(n).clone(); }
+  bool has(const std::string& n) const { return expected->contains(n); }
+};
+
+// max |a - e| over positions whose attention_mask is 1, relative to max(1, max |e|).
+// Handles [B,T,...] activations, [B,H,T,S] attention (query rows) and [B*T,E] router logits.
+inline double masked_relative_error(const torch::Tensor& actual, const torch::Tensor& expected,
+                                    const torch::Tensor& mask, bool attention, bool flat_tokens) {
+  auto valid = mask.to(torch::kBool);
+  torch::Tensor a = actual.to(torch::kFloat64), e = expected.to(torch::kFloat64);
+  if (attention) {  // [B,H,T,S] → [B,T,H,S], then keep valid query rows
+    a = a.transpose(1, 2);
+    e = e.transpose(1, 2);
+  }
+  if (flat_tokens) valid = valid.reshape({-1});
+  a = a.index({valid});
+  e = e.index({valid});
+  double scale = std::max(1.0, e.abs().max().item<double>());
+  return (a - e).abs().max().item<double>() / scale;
+}
+
+}  // namespace nnterp::testing
