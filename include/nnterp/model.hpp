@@ -13,10 +13,12 @@
 #include "nnterp/config.hpp"
 #include "nnterp/forward.hpp"
 #include "nnterp/points.hpp"
+#include "nnterp/trace.hpp"
 
 namespace nnterp {
 
 namespace model { class Decoder; struct ArchSpec; }
+class Tokenizer;
 
 struct LoadOptions {
   torch::ScalarType dtype = torch::kFloat32;  // compute dtype; F16/BF16 weights are converted
@@ -55,8 +57,17 @@ class StandardizedTransformer {
   torch::Tensor forward(const ForwardInput& input, PointHooks* hooks = nullptr) const;
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         PointHooks* hooks = nullptr) const;
+  // Runs `body` in lock-step with one forward pass (see trace.hpp); returns the logits
+  // (undefined if the body called stop()).
+  torch::Tensor trace(const TraceInput& inputs, const TraceBody& body, const TraceOptions& options = {}) const;
+  // Token ids + attention mask for prompts (left padding), or the given tokens checked.
+  TokenBatch tokenize(const TraceInput& inputs) const;
+
   // The model's own final norm + lm_head + final scaling/soft-cap applied to a residual-stream tensor.
   torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+
+  // The tokenizer from the model folder (tokenizer.json); null when the folder has none.
+  const Tokenizer* tokenizer() const;
 
   const model::Decoder& decoder() const;
   const model::ArchSpec& arch() const;

@@ -4,6 +4,8 @@
 #include "nnterp/error.hpp"
 #include "nnterp/hub.hpp"
 #include "nnterp/safetensors.hpp"
+#include "nnterp/tokenizer.hpp"
+#include "nnterp/tokenizer_tensors.hpp"
 
 namespace nnterp {
 
@@ -11,7 +13,12 @@ struct StandardizedTransformer::Impl {
   std::filesystem::path path;
   Config config;
   std::unique_ptr<model::Decoder> decoder;
+  std::unique_ptr<Tokenizer> tokenizer;
 };
+
+static bool has_tokenizer_files(const std::filesystem::path& dir) {
+  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.json.gz");
+}
 
 StandardizedTransformer::StandardizedTransformer(const std::string& name, const LoadOptions& options)
     : impl_(std::make_unique<Impl>()) {
@@ -21,6 +28,8 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
   auto store = io::WeightStore::open(impl_->path);
   auto weights = model::load_weights(spec, store, options.dtype);
   impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
+  if (options.load_tokenizer && has_tokenizer_files(impl_->path))
+    impl_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(impl_->path));
 }
 
 StandardizedTransformer::~StandardizedTransformer() = default;
@@ -37,6 +46,30 @@ int64_t StandardizedTransformer::num_kv_heads() const { return arch().attn.num_k
 int64_t StandardizedTransformer::head_dim() const { return arch().attn.head_dim; }
 int64_t StandardizedTransformer::hidden_size() const { return arch().hidden; }
 int64_t StandardizedTransformer::vocab_size() const { return arch().vocab; }
+const Tokenizer* StandardizedTransformer::tokenizer() const { return impl_->tokenizer.get(); }
+
+TokenBatch StandardizedTransformer::tokenize(const TraceInput& inputs) const {
+  if (inputs.tokens) {
+    const auto& t = *inputs.tokens;
+    if (!t.input_ids.defined() || t.input_ids.dim() != 2)
+      throw Error(ErrorKind::Shape, "input_ids", "expected int64 [batch, tokens]");
+    TokenBatch out = t;
+    if (!out.attention_mask.defined()) out.attention_mask = torch::ones_like(out.input_ids);
+    if (out.attention_mask.sizes() != out.input_ids.sizes())
+      throw Error(ErrorKind::Shape, "attention_mask", "expected the shape of input_ids");
+    return out;
+  }
+  if (inputs.prompts.empty()) throw Error(ErrorKind::InvalidArgument, "prompts", "no prompt given");
+  if (!impl_->tokenizer)
+    throw Error(ErrorKind::InvalidArgument, path().string(), "this model folder has no tokenizer.json, so prompts cannot be tokenized",
+                "pass token ids (TokenBatch / --inputs IN.safetensors) instead");
+  auto batch = encode_batch_tensors(*impl_->tokenizer, inputs.prompts);
+  for (size_t i = 0; i < inputs.prompts.size(); ++i)
+    if (batch.attention_mask[static_cast<int64_t>(i)].sum().item<int64_t>() == 0)
+      throw Error(ErrorKind::InvalidArgument, "prompt " + std::to_string(i), "the prompt is empty after tokenization");
+  return TokenBatch{batch.input_ids, batch.attention_mask};
+}
+
 const model::Decoder& StandardizedTransformer::decoder() const { return *impl_->decoder; }
 const model::ArchSpec& StandardizedTransformer::arch() const { return impl_->decoder->spec(); }
 

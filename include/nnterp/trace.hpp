@@ -1,0 +1,130 @@
+// The trace: straight-line code that reads and edits a model's standardized points while the
+// forward pass runs (NNsight's `with model.trace(...)`, in C++).
+//
+//   torch::Tensor h5, logits;
+//   model.trace(batch, [&](nnterp::Trace& t) {
+//     h5 = t.layers_output[5].clone();   // waits until layer 5 has run
+//     t.layers_output[8] = h5;           // replaces what flows on from layer 8
+//     t.attention_probabilities[3].index_put_({"...", 0}, 0.0);  // edits in place
+//     logits = t.logits();
+//   });
+//
+// The body runs on the calling thread; the forward pass runs on a worker thread in lock-step
+// with it: reading a point blocks until the forward reaches it, and the forward waits while the
+// body works on that point. Points must be visited in forward order (see Point in points.hpp).
+// `t.layers_output[i]` is a reference to the live value: in-place ops edit the forward, assignment
+// replaces the value (same shape and dtype, checked), and the forward continues with it once the
+// body asks for a later point or returns. A reference stays valid for the whole trace, but a write
+// to a point the forward has already left changes nothing.
+// Tensors read from a point share storage with the forward's value: clone() what you keep if a
+// later in-place edit must not change it.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nnterp/points.hpp"
+
+namespace nnterp {
+
+class StandardizedTransformer;
+class Trace;
+
+struct TraceOptions {
+  bool grad = false;  // run with autograd: points may be requires_grad_()'d and backward() called
+};
+
+// The inputs of a trace: token ids with their attention mask (left padding).
+struct TokenBatch {
+  torch::Tensor input_ids;       // int64 [B, T]
+  torch::Tensor attention_mask;  // int64 [B, T]; undefined: all ones
+};
+
+// What a trace (or a method) runs on: one prompt, a batch of prompts (tokenized with the model's
+// tokenizer, left-padded), or token ids. `{"a", "b"}` is a batch of two prompts.
+struct TraceInput {
+  TraceInput(const char* prompt) : prompts{prompt} {}
+  TraceInput(const std::string& prompt) : prompts{prompt} {}
+  TraceInput(std::vector<std::string> batch) : prompts(std::move(batch)) {}
+  TraceInput(std::initializer_list<std::string> batch) : prompts(batch) {}
+  TraceInput(TokenBatch batch) : tokens(std::move(batch)) {}
+  std::vector<std::string> prompts;
+  std::optional<TokenBatch> tokens;
+};
+
+// `t.layers_output[i]` and friends.
+class PointAccessor {
+ public:
+  PointAccessor(Trace* trace, Point point) : trace_(trace), point_(point) {}
+  torch::Tensor& operator[](int layer) const;
+  int size() const;  // the number of layers
+
+ private:
+  Trace* trace_;
+  Point point_;
+};
+
+class Trace {
+ public:
+  PointAccessor layers_input{this, Point::LayerInput};
+  PointAccessor layers_output{this, Point::LayerOutput};
+  PointAccessor attentions_input{this, Point::AttnInput};
+  PointAccessor attentions_output{this, Point::AttnOutput};
+  PointAccessor mlps_input{this, Point::MlpInput};
+  PointAccessor mlps_output{this, Point::MlpOutput};
+  PointAccessor attention_probabilities{this, Point::AttnProbs};
+  PointAccessor queries{this, Point::Query};
+  PointAccessor keys{this, Point::Key};
+  PointAccessor values{this, Point::Value};
+  PointAccessor router_logits{this, Point::RouterLogits};
+
+  torch::Tensor& token_embeddings();
+  torch::Tensor& ln_final();
+  torch::Tensor& logits();
+  torch::Tensor next_token_probs();  // softmax of the last position's logits, [B, V]
+  const torch::Tensor& input_ids() const;
+  const torch::Tensor& attention_mask() const;
+
+  // Any point by id or name ("layers.3.attn_output").
+  torch::Tensor& at(const PointId& point);
+  torch::Tensor& at(const std::string& name);
+
+  // nnterp's methods.
+  // Adds factor·vector to the output of each layer in `layers` (at `token_positions` only when
+  // given, and in row `batch_index` only when given). vector: [H] (or broadcastable to [B, T, H]).
+  void steer(const std::vector<int>& layers, const torch::Tensor& vector, double factor = 1.0,
+             const std::vector<int64_t>& token_positions = {}, std::optional<int64_t> batch_index = std::nullopt);
+  // Bypasses layer i: its output becomes `with` (default: its input).
+  void skip_layer(int layer, const torch::Tensor& with = {});
+  // Bypasses layers a..b inclusive: the output of b becomes `with` (default: the input of a).
+  void skip_layers(int first, int last, const torch::Tensor& with = {});
+  // Ends the forward pass now; nothing after the current point is computed.
+  void stop();
+  // The model's final norm + lm_head (+ scaling / soft-cap) on a residual-stream tensor.
+  torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+
+  int num_layers() const;
+  const StandardizedTransformer& model() const;
+
+  struct Engine;
+  explicit Trace(Engine& engine) : engine_(engine) {}
+  Trace(const Trace&) = delete;
+  Trace& operator=(const Trace&) = delete;
+
+ private:
+  Engine& engine_;
+};
+
+using TraceBody = std::function<void(Trace&)>;
+
+// Runs `body` interleaved with one forward pass over `inputs`; returns the logits (undefined if the
+// body called stop()). An exception in the body abandons the forward cleanly and propagates.
+torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& inputs, const TraceBody& body,
+                        const TraceOptions& options = {});
+
+}  // namespace nnterp

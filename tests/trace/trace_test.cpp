@@ -1,0 +1,296 @@
+// The trace on every fixture architecture: reads and writes at every point, layer skipping,
+// steering, attention edits, errors, gradients.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <stdexcept>
+
+#include "common/fixtures.hpp"
+#include "model/arch.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/trace.hpp"
+
+namespace nnterp::testing {
+namespace {
+
+class TraceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    fx = std::make_unique<Fixture>(GetParam());
+    model = std::make_unique<StandardizedTransformer>(fx->dir.string());
+    torch::NoGradGuard no_grad;
+    clean = model->forward(fx->input_ids, fx->attention_mask);
+  }
+  TokenBatch batch() const { return TokenBatch{fx->input_ids, fx->attention_mask}; }
+  // Every point of the model in forward order.
+  std::vector<PointId> all_points() const {
+    std::vector<PointId> out{{Point::Embed, -1}};
+    for (int i = 0; i < model->num_layers(); ++i)
+      for (const auto& info : point_table())
+        if (info.per_layer() && (info.point != Point::RouterLogits || model->arch().mlp.kind == model::MlpKind::MoE))
+          out.push_back({info.point, i});
+    out.push_back({Point::FinalNorm, -1});
+    out.push_back({Point::Logits, -1});
+    return out;
+  }
+  torch::Tensor valid(const torch::Tensor& logits) const { return logits.index({fx->attention_mask.to(torch::kBool)}); }
+
+  std::unique_ptr<Fixture> fx;
+  std::unique_ptr<StandardizedTransformer> model;
+  torch::Tensor clean;
+};
+
+TEST_P(TraceTest, ReadingEveryPointLeavesLogitsBitIdentical) {
+  int visited = 0;
+  auto logits = model->trace(batch(), [&](Trace& t) {
+    for (const auto& p : all_points()) {
+      EXPECT_TRUE(t.at(p).defined()) << p.name();
+      ++visited;
+    }
+  });
+  EXPECT_EQ(visited, static_cast<int>(all_points().size()));
+  EXPECT_TRUE(torch::equal(logits, clean));
+}
+
+TEST_P(TraceTest, WritingEveryPointBackUnchangedLeavesLogitsBitIdentical) {
+  auto logits = model->trace(batch(), [&](Trace& t) {
+    for (const auto& p : all_points()) {
+      auto& v = t.at(p);
+      v = v.clone();
+    }
+  });
+  EXPECT_TRUE(torch::equal(logits, clean));
+}
+
+TEST_P(TraceTest, TraceLogitsEqualTheReturnedLogits) {
+  torch::Tensor seen;
+  auto logits = model->trace(batch(), [&](Trace& t) { seen = t.logits().clone(); });
+  EXPECT_TRUE(torch::equal(seen, clean));
+  EXPECT_TRUE(torch::equal(logits, clean));
+}
+
+TEST_P(TraceTest, SkipLayersWithCleanOutputReproducesCleanLogits) {
+  const int k = static_cast<int>(model->num_layers()) - 2;
+  torch::Tensor saved;
+  model->trace(batch(), [&](Trace& t) { saved = t.layers_output[k].clone(); });
+  auto skipped = model->trace(batch(), [&](Trace& t) { t.skip_layers(0, k, saved); });
+  EXPECT_TRUE(torch::equal(skipped, clean));
+  auto one_skipped = model->trace(batch(), [&](Trace& t) { t.skip_layer(1); });
+  EXPECT_FALSE(torch::allclose(valid(one_skipped), valid(clean), 1e-4, 1e-5));
+}
+
+TEST_P(TraceTest, SkipLayerOutputsItsInput) {
+  torch::Tensor input, output;
+  model->trace(batch(), [&](Trace& t) {
+    t.skip_layer(1);
+    input = t.layers_input[1].clone();
+    output = t.layers_output[1].clone();
+  });
+  EXPECT_TRUE(torch::equal(input, output));
+}
+
+TEST_P(TraceTest, SteeringWithZeroVectorIsTheIdentity) {
+  auto zero = torch::zeros({model->hidden_size()});
+  auto logits = model->trace(batch(), [&](Trace& t) { t.steer({0, 1}, zero, 3.0); });
+  EXPECT_TRUE(torch::equal(logits, clean));
+}
+
+TEST_P(TraceTest, SteeringOneRowChangesOnlyThatRow) {
+  torch::manual_seed(0);
+  auto vec = torch::randn({model->hidden_size()});
+  auto logits = model->trace(batch(), [&](Trace& t) { t.steer({0}, vec, 2.0, {}, 1); });
+  EXPECT_TRUE(torch::equal(logits[0], clean[0]));
+  EXPECT_FALSE(torch::allclose(logits[1], clean[1]));
+}
+
+TEST_P(TraceTest, SteeringPositionsChangesOnlyThosePositions) {
+  torch::manual_seed(0);
+  auto vec = torch::randn({model->hidden_size()});
+  torch::Tensor before, after;
+  const int64_t T = fx->input_ids.size(1);
+  model->trace(batch(), [&](Trace& t) {
+    t.steer({1}, vec, 2.0, {T - 1});
+    after = t.layers_output[1].clone();
+  });
+  model->trace(batch(), [&](Trace& t) { before = t.layers_output[1].clone(); });
+  auto diff = (after - before).abs().sum(-1);  // [B, T]
+  EXPECT_TRUE(torch::equal(diff.narrow(1, 0, T - 1), torch::zeros({diff.size(0), T - 1})));
+  EXPECT_GT(diff.select(1, T - 1).min().item<double>(), 0.0);
+}
+
+TEST_P(TraceTest, AttentionRowsSumToOneAndZeroingKeyZeroChangesLogits) {
+  auto mask = fx->attention_mask.to(torch::kBool);
+  model->trace(batch(), [&](Trace& t) {
+    for (int i = 0; i < t.num_layers(); ++i) {
+      auto rows = t.attention_probabilities[i].transpose(1, 2).index({mask});  // [valid, heads, S]
+      EXPECT_TRUE(torch::allclose(rows.sum(-1), torch::ones_like(rows.sum(-1)), 1e-5, 1e-5)) << "layer " << i;
+    }
+  });
+  auto edited = model->trace(batch(), [&](Trace& t) { t.attention_probabilities[0].index_put_({"...", 0}, 0.0); });
+  EXPECT_FALSE(torch::allclose(valid(edited), valid(clean), 1e-5, 1e-6));
+}
+
+TEST_P(TraceTest, ProjectOnVocabInsideTheTraceMatchesLogits) {
+  model->trace(batch(), [&](Trace& t) {
+    auto last = t.layers_output[t.num_layers() - 1].clone();
+    EXPECT_TRUE(torch::equal(t.project_on_vocab(last), t.logits()));
+  });
+}
+
+TEST_P(TraceTest, StopEndsTheForward) {
+  torch::Tensor h0;
+  auto logits = model->trace(batch(), [&](Trace& t) {
+    h0 = t.layers_output[0].clone();
+    t.stop();
+  });
+  EXPECT_FALSE(logits.defined());
+  EXPECT_TRUE(h0.defined());
+}
+
+INSTANTIATE_TEST_SUITE_P(HF, TraceTest, ::testing::ValuesIn(hf_fixture_names()), [](const auto& info) { return info.param; });
+
+// ---- errors and robustness (on one model) ------------------------------------------------
+
+class TraceErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fx = std::make_unique<Fixture>("llama");
+    model = std::make_unique<StandardizedTransformer>(fx->dir.string());
+    torch::NoGradGuard no_grad;
+    clean = model->forward(fx->input_ids, fx->attention_mask);
+  }
+  TokenBatch batch() const { return TokenBatch{fx->input_ids, fx->attention_mask}; }
+  void expect_model_still_works() {
+    auto logits = model->trace(batch(), [&](Trace& t) { t.layers_output[0]; });
+    EXPECT_TRUE(torch::equal(logits, clean));
+  }
+  static int thread_count() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return -1;
+  }
+  std::unique_ptr<Fixture> fx;
+  std::unique_ptr<StandardizedTransformer> model;
+  torch::Tensor clean;
+};
+
+TEST_F(TraceErrors, OutOfOrderAccessNamesBothPoints) {
+  try {
+    model->trace(batch(), [&](Trace& t) {
+      t.layers_output[1];
+      t.layers_output[0];
+    });
+    FAIL() << "no error";
+  } catch (const OutOfOrderError& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.0.output"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("layers.1.output"), std::string::npos) << e.what();
+  }
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, WrongShapeWriteNamesThePoint) {
+  try {
+    model->trace(batch(), [&](Trace& t) {
+      t.layers_output[0] = torch::zeros({1, 2, 3});
+      t.logits();
+    });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Shape);
+    EXPECT_EQ(e.subject(), "layers.0.output");
+    EXPECT_NE(std::string(e.what()).find("[1, 2, 3]"), std::string::npos) << e.what();
+  }
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, WrongShapeWriteAtTheLastAccessIsStillReported) {
+  EXPECT_THROW(model->trace(batch(), [&](Trace& t) { t.layers_output[2] = torch::zeros({5}); }), Error);
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, BadLayerIndexNamesThePointAndTheRange) {
+  try {
+    model->trace(batch(), [&](Trace& t) { t.layers_output[99]; });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "layers.99.output");
+    EXPECT_NE(e.message().find("0..2"), std::string::npos) << e.what();
+  }
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, RouterLogitsOnADenseModelIsAClearError) {
+  try {
+    model->trace(batch(), [&](Trace& t) { t.router_logits[0]; });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("not a mixture of experts"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TraceErrors, ExceptionInBodyPropagatesAndLeavesNoThread) {
+  const int threads_before = thread_count();
+  for (int round = 0; round < 50; ++round) {
+    EXPECT_THROW(model->trace(batch(), [&](Trace& t) {
+      t.layers_output[round % 3];
+      throw std::runtime_error("boom");
+    }), std::runtime_error);
+  }
+  EXPECT_LE(thread_count(), threads_before);
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, UnknownPointNameSuggestsTheNearest) {
+  try {
+    model->trace(batch(), [&](Trace& t) { t.at("layers.0.attn_outptu"); });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.{i}.attn_output"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TraceErrors, ReadingAfterStopIsAnError) {
+  EXPECT_THROW(model->trace(batch(), [&](Trace& t) {
+    t.layers_output[0];
+    t.stop();
+    t.layers_output[1];
+  }), Error);
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, GradientMatchesFiniteDifference) {
+  const int layer = 1;
+  const int64_t T = fx->input_ids.size(1), token = 7;
+  torch::Tensor h0, grad;
+  TraceOptions with_grad;
+  with_grad.grad = true;
+  model->trace(batch(), [&](Trace& t) {
+    auto& h = t.layers_output[layer];
+    h.requires_grad_(true);
+    h0 = h.detach().clone();
+    auto loss = t.logits().select(1, T - 1).select(1, token).sum();
+    loss.backward();
+    grad = h.grad().clone();
+  }, with_grad);
+  ASSERT_TRUE(grad.defined());
+  torch::manual_seed(1);
+  auto direction = torch::randn_like(h0);
+  direction = direction / direction.norm();
+  auto logit_at = [&](double eps) {
+    torch::Tensor value;
+    model->trace(batch(), [&](Trace& t) {
+      t.layers_output[layer] = h0 + eps * direction;
+      value = t.logits().select(1, T - 1).select(1, token).sum().to(torch::kFloat64);
+    });
+    return value.item<double>();
+  };
+  const double eps = 1e-2;
+  double numeric = (logit_at(eps) - logit_at(-eps)) / (2 * eps);
+  double analytic = (grad * direction).sum().item<double>();
+  EXPECT_NEAR(numeric, analytic, 1e-3 * std::max(1.0, std::abs(analytic))) << "numeric " << numeric << " analytic " << analytic;
+}
+
+}  // namespace
+}  // namespace nnterp::testing

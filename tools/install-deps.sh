@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything nnterp needs on Debian 12 (bookworm) or newer. Run as root or with sudo.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas-dev          # libtorch on OpenBLAS (reference BLAS is ~20x slower)
+  nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev
+  libonig-dev libutf8proc-dev           # tokenizer regexes and Unicode normalization
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "nnterp: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

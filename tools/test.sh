@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds nnterp with its tests, and runs every test. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+BUILD_DIR="${NNTERP_BUILD_DIR:-build}"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$BUILD_DIR"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
