@@ -12,6 +12,7 @@
 
 #include "nnterp/config.hpp"
 #include "nnterp/forward.hpp"
+#include "nnterp/generate.hpp"
 #include "nnterp/points.hpp"
 #include "nnterp/trace.hpp"
 
@@ -60,6 +61,12 @@ class StandardizedTransformer {
   // Runs `body` in lock-step with one forward pass (see trace.hpp); returns the logits
   // (undefined if the body called stop()).
   torch::Tensor trace(const TraceInput& inputs, const TraceBody& body, const TraceOptions& options = {}) const;
+  // Batched generation with a KV cache; `body` intervenes at chosen steps (see generate.hpp).
+  GenerateResult generate(const TraceInput& inputs, const GenerateOptions& options = {}, const StepBody& body = {}) const;
+  // The EOS / pad ids from generation_config.json, else config.json, else the tokenizer.
+  std::vector<int64_t> eos_token_ids() const;
+  std::optional<int64_t> pad_token_id() const;
+
   // Token ids + attention mask for prompts (left padding), or the given tokens checked.
   TokenBatch tokenize(const TraceInput& inputs) const;
 

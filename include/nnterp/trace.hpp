@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "nnterp/forward.hpp"
 #include "nnterp/points.hpp"
 
 namespace nnterp {
@@ -125,6 +126,9 @@ using TraceBody = std::function<void(Trace&)>;
 // Runs `body` interleaved with one forward pass over `inputs`; returns the logits (undefined if the
 // body called stop()). An exception in the body abandons the forward cleanly and propagates.
 torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& inputs, const TraceBody& body,
+                        const TraceOptions& options = {});
+// The same over a full ForwardInput (KV cache, explicit positions, last-position logits).
+torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput& input, const TraceBody& body,
                         const TraceOptions& options = {});
 
 }  // namespace nnterp

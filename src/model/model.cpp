@@ -14,6 +14,7 @@ struct StandardizedTransformer::Impl {
   Config config;
   std::unique_ptr<model::Decoder> decoder;
   std::unique_ptr<Tokenizer> tokenizer;
+  std::optional<Config> generation_config;
 };
 
 static bool has_tokenizer_files(const std::filesystem::path& dir) {
@@ -28,6 +29,8 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
   auto store = io::WeightStore::open(impl_->path);
   auto weights = model::load_weights(spec, store, options.dtype);
   impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
+  if (std::filesystem::exists(impl_->path / "generation_config.json"))
+    impl_->generation_config = Config::load(impl_->path / "generation_config.json");
   if (options.load_tokenizer && has_tokenizer_files(impl_->path))
     impl_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(impl_->path));
 }
@@ -46,6 +49,35 @@ int64_t StandardizedTransformer::num_kv_heads() const { return arch().attn.num_k
 int64_t StandardizedTransformer::head_dim() const { return arch().attn.head_dim; }
 int64_t StandardizedTransformer::hidden_size() const { return arch().hidden; }
 int64_t StandardizedTransformer::vocab_size() const { return arch().vocab; }
+// A token id setting: an integer or a list of integers, first from generation_config.json, then config.json.
+static std::vector<int64_t> token_ids_setting(const std::optional<Config>& generation, const Config& config, const char* key) {
+  for (const Config* c : {generation ? &*generation : nullptr, &config}) {
+    if (!c) continue;
+    const auto* value = c->find({key});
+    if (!value) continue;
+    std::vector<int64_t> out;
+    if (value->is_number_integer()) out.push_back(value->get<int64_t>());
+    else if (value->is_array())
+      for (const auto& v : *value)
+        if (v.is_number_integer()) out.push_back(v.get<int64_t>());
+    if (!out.empty()) return out;
+  }
+  return {};
+}
+
+std::vector<int64_t> StandardizedTransformer::eos_token_ids() const {
+  auto ids = token_ids_setting(impl_->generation_config, impl_->config, "eos_token_id");
+  if (ids.empty() && impl_->tokenizer && impl_->tokenizer->eos_token_id()) ids.push_back(*impl_->tokenizer->eos_token_id());
+  return ids;
+}
+
+std::optional<int64_t> StandardizedTransformer::pad_token_id() const {
+  auto ids = token_ids_setting(impl_->generation_config, impl_->config, "pad_token_id");
+  if (!ids.empty()) return ids.front();
+  if (impl_->tokenizer) return impl_->tokenizer->pad_token_id();
+  return std::nullopt;
+}
+
 const Tokenizer* StandardizedTransformer::tokenizer() const { return impl_->tokenizer.get(); }
 
 TokenBatch StandardizedTransformer::tokenize(const TraceInput& inputs) const {

@@ -51,10 +51,7 @@ struct Trace::Engine : PointHooks {
   torch::Tensor logits;
   std::thread worker;
 
-  Engine(const StandardizedTransformer& m, const TokenBatch& batch, const TraceOptions& o) : model(m), options(o) {
-    input.input_ids = batch.input_ids;
-    input.attention_mask = batch.attention_mask;
-  }
+  Engine(const StandardizedTransformer& m, const ForwardInput& in, const TraceOptions& o) : model(m), input(in), options(o) {}
   ~Engine() { abandon(); }
 
   // ---- forward thread ----
@@ -250,7 +247,19 @@ void Trace::stop() {
 
 torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& inputs, const TraceBody& body,
                         const TraceOptions& options) {
-  Trace::Engine engine(model, inputs, options);
+  ForwardInput input;
+  input.input_ids = inputs.input_ids;
+  input.attention_mask = inputs.attention_mask;
+  return run_trace(model, input, body, options);
+}
+
+torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput& input, const TraceBody& body,
+                        const TraceOptions& options) {
+  if (!body) {  // nothing to interleave: a plain forward
+    GradModeScope grad(options.grad);
+    return model.forward(input);
+  }
+  Trace::Engine engine(model, input, options);
   Trace trace(engine);
   {
     GradModeScope grad(options.grad);

@@ -1,0 +1,154 @@
+// Batched generation over the trace: one trace per step, a KV cache between steps.
+#include "nnterp/generate.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+#include "nnterp/error.hpp"
+#include "nnterp/model.hpp"
+#include "nnterp/tokenizer.hpp"
+
+namespace nnterp {
+
+StepBody at_all_steps(TraceBody body) {
+  return [body = std::move(body)](Trace& t, int) { body(t); };
+}
+
+StepBody at_steps(int first, int last, TraceBody body) {
+  return [=](Trace& t, int step) {
+    if (step >= first && step <= last) body(t);
+  };
+}
+
+StepBody at_prompt(TraceBody body) { return at_steps(0, 0, std::move(body)); }
+
+namespace {
+
+bool sampling(const GenerateOptions& o) { return o.temperature > 0 || o.top_k > 0 || o.top_p < 1.0; }
+
+void check_options(const GenerateOptions& o) {
+  auto bad = [](const std::string& what, const std::string& why) { throw Error(ErrorKind::InvalidArgument, what, why); };
+  if (o.max_new_tokens < 0) bad("max_new_tokens", "must be >= 0");
+  if (o.temperature < 0) bad("temperature", "must be >= 0 (0 is greedy)");
+  if (o.top_k < 0) bad("top_k", "must be >= 0 (0 is off)");
+  if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p", "must lie in (0, 1]");
+  if (!(o.repetition_penalty > 0)) bad("repetition_penalty", "must be > 0 (1 is off)");
+}
+
+// HF's RepetitionPenaltyLogitsProcessor: every token already in the sequence has its logit divided
+// by the penalty when positive, multiplied when negative.
+torch::Tensor penalize_repetition(torch::Tensor logits, const torch::Tensor& seen, double penalty) {
+  auto score = logits.gather(1, seen);
+  score = torch::where(score < 0, score * penalty, score / penalty);
+  return logits.scatter(1, seen, score);
+}
+
+torch::Tensor filter_top_k(const torch::Tensor& logits, int k) {
+  if (k <= 0 || k >= logits.size(-1)) return logits;
+  auto kth = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);
+  return logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
+}
+
+// Keeps the smallest set of most likely tokens whose probabilities sum to at least p.
+torch::Tensor filter_top_p(const torch::Tensor& logits, double p) {
+  if (p >= 1.0) return logits;
+  auto [sorted, order] = logits.sort(-1, /*descending=*/true);
+  auto probs = torch::softmax(sorted, -1);
+  auto before = probs.cumsum(-1) - probs;  // mass strictly before each token
+  auto drop_sorted = before > p;
+  auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
+  return logits.masked_fill(drop, -std::numeric_limits<float>::infinity());
+}
+
+torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& seen, const GenerateOptions& o,
+                            at::Generator& generator) {
+  logits = logits.to(torch::kFloat32);
+  if (o.repetition_penalty != 1.0) logits = penalize_repetition(logits, seen, o.repetition_penalty);
+  if (!sampling(o)) return logits.argmax(-1);
+  if (o.temperature > 0) logits = logits / o.temperature;
+  logits = filter_top_p(filter_top_k(logits, o.top_k), o.top_p);
+  auto probs = torch::softmax(logits, -1);
+  return torch::multinomial(probs, 1, false, generator).squeeze(-1);
+}
+
+}  // namespace
+
+GenerateResult generate(const StandardizedTransformer& model, const TraceInput& inputs, const GenerateOptions& options,
+                        const StepBody& body) {
+  check_options(options);
+  TokenBatch batch = model.tokenize(inputs);
+  const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+  std::vector<int64_t> eos = options.eos_token_ids.empty() ? model.eos_token_ids() : options.eos_token_ids;
+  const int64_t pad = options.pad_token_id ? *options.pad_token_id
+                                           : model.pad_token_id().value_or(eos.empty() ? 0 : eos.front());
+  at::Generator generator = options.seed ? at::detail::createCPUGenerator(*options.seed)
+                                         : at::detail::createCPUGenerator(static_cast<uint64_t>(std::random_device{}()));
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = batch.input_ids.to(torch::kInt64), mask = batch.attention_mask.to(torch::kInt64);
+  auto eos_tensor = torch::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, torch::kInt64);
+  auto unfinished = torch::ones({B}, torch::kBool);
+  KVCache cache;
+  std::vector<torch::Tensor> step_logits;
+  torch::Tensor last_tokens;
+
+  for (int step = 0; step < options.max_new_tokens; ++step) {
+    ForwardInput in;
+    in.logits_last_only = true;
+    if (options.recompute || step == 0) {
+      in.input_ids = ids;
+      in.attention_mask = mask;
+    } else {
+      in.input_ids = last_tokens.unsqueeze(1);
+      in.attention_mask = mask;
+    }
+    if (!options.recompute) in.cache = &cache;
+    TraceBody step_body;
+    if (body) step_body = [&](Trace& t) { body(t, step); };
+    torch::Tensor logits = run_trace(model, in, step_body);
+    if (!logits.defined())
+      throw Error(ErrorKind::InvalidArgument, "generation step " + std::to_string(step),
+                  "the step body stopped the forward pass, so there are no logits to choose the next token from");
+    logits = logits.select(1, -1);
+    if (options.keep_logits) step_logits.push_back(logits.to(torch::kFloat32));
+    torch::Tensor next = choose_tokens(logits, ids, options, generator);
+    if (options.stop_at_eos && !eos.empty()) next = torch::where(unfinished, next, torch::full_like(next, pad));
+    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
+    mask = torch::cat({mask, torch::ones({B, 1}, torch::kInt64)}, 1);  // as HF: finished rows keep a mask of 1
+    last_tokens = next;
+    if (options.on_step) options.on_step(step, next);
+    if (options.stop_at_eos && !eos.empty()) {
+      unfinished = unfinished & torch::isin(next, eos_tensor).logical_not();
+      if (!unfinished.any().item<bool>()) break;
+    }
+  }
+
+  GenerateResult result;
+  result.ids = ids;
+  result.attention_mask = mask;
+  result.prompt_length = T;
+  if (options.keep_logits && !step_logits.empty()) result.step_logits = torch::stack(step_logits, 1);
+  if (const Tokenizer* tok = model.tokenizer()) {
+    for (int64_t b = 0; b < B; ++b) {
+      auto row = ids[b].narrow(0, T, ids.size(1) - T);
+      std::vector<int64_t> new_ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+      // Stop at the first EOS: later positions are padding.
+      for (size_t k = 0; k < new_ids.size(); ++k)
+        if (std::find(eos.begin(), eos.end(), new_ids[k]) != eos.end()) {
+          new_ids.resize(k);
+          break;
+        }
+      result.texts.push_back(tok->decode(new_ids, /*skip_special_tokens=*/true));
+    }
+  }
+  return result;
+}
+
+GenerateResult StandardizedTransformer::generate(const TraceInput& inputs, const GenerateOptions& options,
+                                                 const StepBody& body) const {
+  return nnterp::generate(*this, inputs, options, body);
+}
+
+}  // namespace nnterp
