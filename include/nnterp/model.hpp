@@ -24,6 +24,7 @@ class Tokenizer;
 struct LoadOptions {
   torch::ScalarType dtype = torch::kFloat32;  // compute dtype; F16/BF16 weights are converted
   bool load_tokenizer = true;                 // when the folder has tokenizer.json
+  bool validate = true;                       // run validate_model() at load; throw if a check fails
 };
 
 // A standardized module and the checkpoint tensors behind it (for `nnterp info`).

@@ -82,7 +82,7 @@ class WeightStore {
   // dtype is already `dtype`.
   torch::Tensor get(const std::string& name, torch::ScalarType dtype = torch::kFloat32) const;
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
-  std::string describe() const;  // "model.safetensors" or "3 shards of model.safetensors.index.json"
+  std::string describe() const;  // the file's path, or "3 shards in <folder>"
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;

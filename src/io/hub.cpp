@@ -70,7 +70,9 @@ fs::path resolve_model(const std::string& id_or_path) {
       std::string commit = has_ref ? read_first_line(ref) : revision;  // a commit hash works too
       fs::path snapshot = repo / "snapshots" / commit;
       if (safe_revision(commit) && fs::is_directory(snapshot, ec)) return snapshot;
-      if (has_ref)
+      if (!fs::is_directory(repo, ec))
+        searched.push_back(repo.string() + " (no such folder)");
+      else if (has_ref)
         searched.push_back(snapshot.string() + " (named by " + ref.string() + ")");
       else
         searched.push_back(snapshot.string() + " (no " + ref.string() + ")");

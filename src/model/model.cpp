@@ -6,6 +6,7 @@
 #include "nnterp/safetensors.hpp"
 #include "nnterp/tokenizer.hpp"
 #include "nnterp/tokenizer_tensors.hpp"
+#include "nnterp/validate.hpp"
 
 namespace nnterp {
 
@@ -33,6 +34,12 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
     impl_->generation_config = Config::load(impl_->path / "generation_config.json");
   if (options.load_tokenizer && has_tokenizer_files(impl_->path))
     impl_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(impl_->path));
+  if (options.validate) {
+    auto report = validate_model(*this);
+    if (!report.passed())
+      throw Error(ErrorKind::Unsupported, impl_->path.string(), "the model failed nnterp's load-time validation:" + report.failures(),
+                  "run `nnterp validate` for the full table; LoadOptions::validate = false skips this check");
+  }
 }
 
 StandardizedTransformer::~StandardizedTransformer() = default;

@@ -1,0 +1,56 @@
+// bloom: like gpt2, except ALiBi (Bloom slopes, key positions without pads) instead of learned
+// positions, a LayerNorm right after the embedding, nn.Linear weights, fused `query_key_value`
+// interleaved per head, MLP width fixed at 4·hidden (bloom_gelu = tanh gelu), and HF's attention /
+// MLP module outputs include the residual. Hub checkpoints are saved without `transformer.`.
+// Unsupported: apply_residual_connection_post_layernorm=true.
+#include "model/arch.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec bloom(const Config& c) {
+  ArchSpec a;
+  a.name = "bloom";
+  a.hf_class = "BloomForCausalLM";
+  if (c.boolean_or({"apply_residual_connection_post_layernorm"}, false))
+    throw Error(ErrorKind::Unsupported, c.source(), "apply_residual_connection_post_layernorm=true is not supported",
+                "only Bloom models whose residual is the block input are implemented");
+  a.hidden = c.integer({"hidden_size", "n_embed"});
+  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  a.embed_norm = true;
+  a.positions = PositionKind::Alibi;
+  a.alibi = AlibiKind::Bloom;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = Activation::GeluTanh;
+  a.mlp.intermediate = 4 * a.hidden;
+  a.quirks.attn_output_includes_residual = a.quirks.mlp_output_includes_residual = true;
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
+  a.layers = uniform_layers(a.num_layers, LayerSpec{});
+
+  auto& w = a.weights;
+  const std::string L = "transformer.h.{i}.";
+  w["embed.weight"] = src("transformer.word_embeddings.weight");
+  map_norm(w, "embed_norm", "transformer.word_embeddings_layernorm", true);
+  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
+  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
+  w["layers.{i}.attn.qkv.weight"] = {{L + "self_attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
+  w["layers.{i}.attn.qkv.bias"] = {{L + "self_attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
+  w["layers.{i}.attn.o.weight"] = src(L + "self_attention.dense.weight");
+  w["layers.{i}.attn.o.bias"] = src(L + "self_attention.dense.bias", true);
+  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.dense_h_to_4h.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.dense_h_to_4h.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.dense_4h_to_h.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.dense_4h_to_h.bias", true);
+  map_norm(w, "final_norm", "transformer.ln_f", true);
+  w["lm_head.weight"] = src("lm_head.weight");
+  a.prefix_aliases = {{"transformer.", ""}};
+  return a;
+}
+
+NNTERP_ARCH("bloom", bloom)
+
+}  // namespace nnterp::model

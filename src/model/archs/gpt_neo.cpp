@@ -1,0 +1,84 @@
+// gpt_neo: like gpt2, except nn.Linear weights, separate q/k/v (no bias) and out_proj (bias),
+// NO 1/sqrt(head_dim) score scaling, and layers alternating global / local attention
+// (`attention_layers`, or `attention_types` expanded); local layers see keys i - window_size < j <= i.
+#include "model/arch.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::model {
+
+// ["global", "local", ...] per layer: `attention_layers`, else `attention_types` [[[types...], n], ...]
+// expanded as HF does (each pattern repeated n times).
+static std::vector<std::string> attention_layers(const Config& c) {
+  std::vector<std::string> out;
+  try {
+    if (const auto* layers = c.find({"attention_layers"})) {
+      for (const auto& t : *layers) out.push_back(t.get<std::string>());
+      return out;
+    }
+    const auto* types = c.find({"attention_types"});
+    if (!types) return {};
+    for (const auto& item : *types)
+      for (int64_t k = 0; k < item.at(1).get<int64_t>(); ++k)
+        for (const auto& t : item.at(0)) out.push_back(t.get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::Config, c.source(), std::string("malformed attention_layers / attention_types: ") + e.what(),
+                "expected e.g. \"attention_types\": [[[\"global\", \"local\"], 6]]");
+  }
+  return out;
+}
+
+static ArchSpec gpt_neo(const Config& c) {
+  ArchSpec a;
+  a.name = "gpt_neo";
+  a.hf_class = "GPTNeoForCausalLM";
+  a.hidden = c.integer({"hidden_size"});
+  a.num_layers = c.integer({"num_layers", "num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.max_positions = c.integer({"max_position_embeddings"});
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_heads", "num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  a.attn.scale = 1.0;
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  a.positions = PositionKind::Learned;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());
+  a.mlp.intermediate = c.integer_or({"intermediate_size"}, 4 * a.hidden);
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
+
+  const auto types = attention_layers(c);
+  if (types.size() != static_cast<size_t>(a.num_layers))
+    throw Error(ErrorKind::Config, c.source(), "attention_layers / attention_types should give one type per layer (" +
+                                                   std::to_string(a.num_layers) + "), got " + std::to_string(types.size()));
+  const int64_t window = c.integer_or({"window_size"}, 256);
+  for (const auto& t : types) {
+    if (t != "global" && t != "local")
+      throw Error(ErrorKind::Unsupported, c.source(), "attention type '" + t + "' is not supported",
+                  "supported attention types: global, local");
+    LayerSpec layer;
+    layer.sliding_window = t == "local" ? window : 0;
+    a.layers.push_back(layer);
+  }
+
+  auto& w = a.weights;
+  const std::string L = "transformer.h.{i}.", A = L + "attn.attention.";
+  w["embed.weight"] = src("transformer.wte.weight");
+  w["pos_embed.weight"] = src("transformer.wpe.weight");
+  map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
+  map_norm(w, "layers.{i}.mlp_norm", L + "ln_2", true);
+  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
+  w["layers.{i}.attn.o.bias"] = src(A + "out_proj.bias", true);
+  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.c_fc.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.c_fc.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.c_proj.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.c_proj.bias", true);
+  map_norm(w, "final_norm", "transformer.ln_f", true);
+  w["lm_head.weight"] = src("lm_head.weight");
+  // EleutherAI/gpt-neo-* checkpoints carry the causal-mask buffers as tensors.
+  a.ignored_weights = {A + "bias", A + "masked_bias"};
+  return a;
+}
+
+NNTERP_ARCH("gpt_neo", gpt_neo)
+
+}  // namespace nnterp::model

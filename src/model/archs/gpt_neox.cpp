@@ -1,0 +1,53 @@
+// gpt_neox: like llama, except LayerNorms with bias, a parallel residual with two norms
+// x + attn(ln1(x)) + mlp(ln2(x)) (sequential when use_parallel_residual=false), fused
+// `query_key_value` interleaved per head, partial rotary (rotary_pct) with rotate_half, biases
+// everywhere, a plain gelu MLP, lm_head `embed_out`, untied; no GQA.
+#include "model/arch.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec gpt_neox(const Config& c) {
+  ArchSpec a;
+  a.name = "gpt_neox";
+  a.hf_class = "GPTNeoXForCausalLM";
+  a.hidden = c.integer({"hidden_size"});
+  a.num_layers = c.integer({"num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_eps"}, 1e-5)};
+  a.residual = c.boolean_or({"use_parallel_residual"}, true) ? Residual::Parallel : Residual::Sequential;
+  a.positions = PositionKind::Rotary;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"hidden_act"}, "gelu"), c.source());
+  a.mlp.intermediate = c.integer({"intermediate_size"});
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, false);
+  LayerSpec layer;
+  layer.positions = PositionKind::Rotary;
+  const double pct = c.number_or({"rotary_pct", "partial_rotary_factor"}, 0.25);
+  layer.rotary = rotary_from_config(c, static_cast<int64_t>(a.attn.head_dim * pct), RotaryLayout::Half);
+  a.layers = uniform_layers(a.num_layers, layer);
+
+  auto& w = a.weights;
+  const std::string L = "gpt_neox.layers.{i}.";
+  w["embed.weight"] = src("gpt_neox.embed_in.weight");
+  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
+  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
+  w["layers.{i}.attn.qkv.weight"] = {{L + "attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
+  w["layers.{i}.attn.qkv.bias"] = {{L + "attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
+  w["layers.{i}.attn.o.weight"] = src(L + "attention.dense.weight");
+  w["layers.{i}.attn.o.bias"] = src(L + "attention.dense.bias", true);
+  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.dense_h_to_4h.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.dense_h_to_4h.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.dense_4h_to_h.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.dense_4h_to_h.bias", true);
+  map_norm(w, "final_norm", "gpt_neox.final_layer_norm", true);
+  w["lm_head.weight"] = src("embed_out.weight");
+  // Pythia-era checkpoints carry the causal-mask and rotary buffers as tensors.
+  a.ignored_weights = {L + "attention.bias", L + "attention.masked_bias", L + "attention.rotary_emb.inv_freq"};
+  return a;
+}
+
+NNTERP_ARCH("gpt_neox", gpt_neox)
+
+}  // namespace nnterp::model

@@ -1,0 +1,52 @@
+// gptj: like gpt2, except nn.Linear weights, separate q/k/v/out_proj without bias, rotary
+// (theta 1e4) on the first rotary_dim dims with the interleaved (rotate_every_two) layout instead
+// of learned positions, a parallel block with the single ln_1: x + attn(ln_1(x)) + mlp(ln_1(x)),
+// fc_in/fc_out and lm_head with biases, untied.
+#include "model/archs/archs.hpp"
+
+namespace nnterp::model {
+
+ArchSpec gptj(const Config& c) {
+  ArchSpec a;
+  a.name = "gptj";
+  a.hf_class = "GPTJForCausalLM";
+  a.hidden = c.integer({"n_embd", "hidden_size"});
+  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  a.residual = Residual::Parallel;
+  a.pre_mlp_norm = false;
+  a.positions = PositionKind::Rotary;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());
+  a.mlp.intermediate = c.integer_or({"n_inner"}, 4 * a.hidden);
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, false);
+  LayerSpec layer;
+  layer.positions = PositionKind::Rotary;
+  layer.rotary.dim = c.integer_or({"rotary_dim"}, 64);  // GPTJConfig's default
+  layer.rotary.layout = RotaryLayout::Interleaved;
+  a.layers = uniform_layers(a.num_layers, layer);
+
+  auto& w = a.weights;
+  const std::string L = "transformer.h.{i}.", A = L + "attn.";
+  w["embed.weight"] = src("transformer.wte.weight");
+  map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
+  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
+  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.fc_in.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.fc_in.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.fc_out.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.fc_out.bias", true);
+  map_norm(w, "final_norm", "transformer.ln_f", true);
+  w["lm_head.weight"] = src("lm_head.weight");
+  w["lm_head.bias"] = src("lm_head.bias", true);
+  // EleutherAI/gpt-j-6b carries the causal-mask buffers (and older exports the sin/cos table).
+  a.ignored_weights = {A + "bias", A + "masked_bias", A + "embed_positions"};
+  return a;
+}
+
+NNTERP_ARCH("gptj", gptj)
+
+}  // namespace nnterp::model

@@ -1,0 +1,65 @@
+// opt: like gpt2, except nn.Linear weights (not Conv1D), separate q/k/v/out_proj, learned
+// positions with an offset of 2 (row position_id + 2), a ReLU MLP fc1/fc2 on the flattened tokens
+// (same math), keys `model.decoder.*` (hub checkpoints saved from OPTModel lack `model.`), tied.
+// Unsupported: the post-LN variant (do_layer_norm_before=false, OPT-350m), project_in/out
+// (word_embed_proj_dim != hidden_size) and _remove_final_layer_norm.
+#include "model/arch.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec opt(const Config& c) {
+  ArchSpec a;
+  a.name = "opt";
+  a.hf_class = "OPTForCausalLM";
+  a.hidden = c.integer({"hidden_size"});
+  a.num_layers = c.integer({"num_hidden_layers"});
+  a.vocab = c.integer({"vocab_size"});
+  a.max_positions = c.integer({"max_position_embeddings"});
+  auto unsupported = [&](const std::string& what, const std::string& hint) {
+    throw Error(ErrorKind::Unsupported, c.source(), what + " is not supported", hint);
+  };
+  if (!c.boolean_or({"do_layer_norm_before"}, true))
+    unsupported("do_layer_norm_before=false (post-LayerNorm OPT, e.g. opt-350m)", "only pre-LayerNorm OPT models are implemented");
+  if (c.integer_or({"word_embed_proj_dim"}, a.hidden) != a.hidden)
+    unsupported("word_embed_proj_dim != hidden_size (project_in / project_out)", "only OPT models without embedding projections are implemented");
+  if (c.boolean_or({"_remove_final_layer_norm"}, false)) unsupported("_remove_final_layer_norm=true", "");
+  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_attention_heads"});
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  const bool affine = c.boolean_or({"layer_norm_elementwise_affine"}, true);
+  a.norm = {affine ? NormKind::LayerNorm : NormKind::NonParametricLayerNorm, 1e-5};
+  a.positions = PositionKind::Learned;
+  a.learned_position_offset = 2;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "relu"), c.source());
+  a.mlp.intermediate = c.integer({"ffn_dim"});
+  a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
+  a.layers = uniform_layers(a.num_layers, LayerSpec{});
+
+  auto& w = a.weights;
+  const std::string D = "model.decoder.", L = D + "layers.{i}.";
+  auto norm = [&](const std::string& std_prefix, const std::string& hf_prefix) {
+    if (affine) map_norm(w, std_prefix, hf_prefix, true);
+  };
+  w["embed.weight"] = src(D + "embed_tokens.weight");
+  w["pos_embed.weight"] = src(D + "embed_positions.weight");
+  norm("layers.{i}.attn_norm", L + "self_attn_layer_norm");
+  norm("layers.{i}.mlp_norm", L + "final_layer_norm");
+  const std::string A = L + "self_attn.";
+  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  w["layers.{i}.attn.qkv.bias"] = cat({A + "q_proj.bias", A + "k_proj.bias", A + "v_proj.bias"}, true);
+  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
+  w["layers.{i}.attn.o.bias"] = src(A + "out_proj.bias", true);
+  w["layers.{i}.mlp.up.weight"] = src(L + "fc1.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "fc1.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "fc2.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "fc2.bias", true);
+  norm("final_norm", D + "final_layer_norm");
+  w["lm_head.weight"] = src("lm_head.weight");
+  a.prefix_aliases = {{"model.", ""}};
+  return a;
+}
+
+NNTERP_ARCH("opt", opt)
+
+}  // namespace nnterp::model

@@ -1,0 +1,45 @@
+// phi: like llama, except a parallel block with one LayerNorm (with bias):
+// x + attn(ln(x)) + mlp(ln(x)); partial rotary (partial_rotary_factor, default 0.5); biases on
+// q/k/v/dense, on fc1/fc2 (plain gelu_new MLP) and on lm_head; optional per-head LayerNorm QK-norm
+// (qk_layernorm, before rotary); `final_layernorm`; untied.
+#include "model/arch.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec phi(const Config& c) {
+  ArchSpec a = llama_like(c, "phi", "PhiForCausalLM");
+  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_eps"}, 1e-5)};
+  a.residual = Residual::Parallel;
+  a.pre_mlp_norm = false;
+  a.mlp.kind = MlpKind::Plain;
+  a.mlp.activation = activation_from_name(c.string_or({"hidden_act"}, "gelu_new"), c.source());
+  const double partial = c.number_or({"partial_rotary_factor"}, 0.5);
+  for (auto& layer : a.layers)
+    layer.rotary = rotary_from_config(c, static_cast<int64_t>(a.attn.head_dim * partial), RotaryLayout::Half);
+
+  auto& w = a.weights;
+  const std::string L = "model.layers.{i}.";
+  w.erase("layers.{i}.mlp_norm.weight");
+  w.erase("layers.{i}.mlp.gate_up.weight");
+  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
+  w["layers.{i}.attn.o.weight"] = src(L + "self_attn.dense.weight");
+  w["layers.{i}.attn.o.bias"] = src(L + "self_attn.dense.bias", true);
+  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.fc1.weight");
+  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.fc1.bias", true);
+  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.fc2.weight");
+  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.fc2.bias", true);
+  w.erase("final_norm.weight");
+  map_norm(w, "final_norm", "model.final_layernorm", true);
+  w["lm_head.bias"] = src("lm_head.bias", true);
+  if (c.boolean_or({"qk_layernorm"}, false)) {
+    a.attn.qk_norm = QkNorm::PerHead;
+    a.attn.qk_norm_spec = a.norm;
+    map_norm(w, "layers.{i}.attn.q_norm", L + "self_attn.q_layernorm", true);
+    map_norm(w, "layers.{i}.attn.k_norm", L + "self_attn.k_layernorm", true);
+  }
+  return a;
+}
+
+NNTERP_ARCH("phi", phi)
+
+}  // namespace nnterp::model

@@ -1,0 +1,121 @@
+#include "nnterp/validate.hpp"
+
+#include <fmt/format.h>
+
+#include "core/tensor_text.hpp"
+#include "model/decoder.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/model.hpp"
+#include "nnterp/recorder.hpp"
+
+namespace nnterp {
+
+bool ValidationReport::passed() const {
+  for (const auto& c : checks)
+    if (!c.passed) return false;
+  return true;
+}
+
+std::string ValidationReport::failures() const {
+  std::string out;
+  for (const auto& c : checks)
+    if (!c.passed) out += "\n    " + c.name + ": " + c.detail;
+  return out;
+}
+
+namespace {
+
+// Zeroes the attention every query pays to key 0 in every layer.
+struct ZeroFirstKey : PointHooks {
+  void at(const PointId& p, torch::Tensor& value) override {
+    if (p.point != Point::AttnProbs) return;
+    value = value.clone();
+    value.index_put_({"...", 0}, 0.0);
+  }
+};
+
+std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, int64_t B, int64_t T) {
+  switch (p.point) {
+    case Point::Query: return {B, a.attn.num_heads, T, a.attn.head_dim};
+    case Point::Key:
+    case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.head_dim};
+    case Point::AttnProbs: return {B, a.attn.num_heads, T, T};
+    case Point::RouterLogits: return {B * T, a.mlp.moe.num_experts};
+    case Point::Logits: return {B, T, a.vocab};
+    default: return {B, T, a.hidden};
+  }
+}
+
+}  // namespace
+
+ValidationReport validate_model(const StandardizedTransformer& model) {
+  const auto& spec = model.arch();
+  const int64_t B = 2, T = 5;
+  // Row 1 is left-padded by two positions, as nnterp's batches are.
+  const int64_t low = std::min<int64_t>(3, spec.vocab - 1), high = std::min<int64_t>(spec.vocab, 100);
+  auto ids = torch::arange(0, B * T, torch::kInt64).remainder(std::max<int64_t>(1, high - low)).add(low).view({B, T});
+  auto mask = torch::ones({B, T}, torch::kInt64);
+  mask.index_put_({1, torch::indexing::Slice(0, 2)}, 0);
+  torch::NoGradGuard no_grad;
+  ValidationReport report;
+  auto check = [&](std::string name, bool ok, std::string detail) { report.checks.push_back({std::move(name), ok, std::move(detail)}); };
+
+  PointRecorder recorder;
+  torch::Tensor logits;
+  try {
+    logits = model.forward(ids, mask, &recorder);
+  } catch (const std::exception& e) {
+    check("forward pass", false, e.what());
+    return report;
+  }
+  check("forward pass", true, "logits " + shape_text(logits.sizes()));
+
+  // Every point, with its documented shape.
+  int points = 0;
+  std::string shape_problems;
+  auto expect = [&](const PointId& p) {
+    const auto* t = recorder.find(p.name());
+    if (!t) return shape_problems += " " + p.name() + " missing;", void();
+    auto want = expected_shape(p, spec, B, T);
+    if (t->sizes().vec() != want) shape_problems += " " + p.name() + " is " + shape_text(t->sizes()) + " not " + shape_text(want) + ";";
+    ++points;
+  };
+  expect({Point::Embed, -1});
+  for (int i = 0; i < spec.num_layers; ++i)
+    for (const auto& info : point_table())
+      if (info.per_layer() && (info.point != Point::RouterLogits || spec.mlp.kind == model::MlpKind::MoE)) expect({info.point, i});
+  expect({Point::FinalNorm, -1});
+  expect({Point::Logits, -1});
+  check("every point has its documented shape", shape_problems.empty(),
+        shape_problems.empty() ? fmt::format("{} points", points) : shape_problems);
+
+  // Attention rows of real (unpadded) query positions sum to 1.
+  double worst_row = 0;
+  auto valid = mask.to(torch::kBool);
+  for (int i = 0; i < spec.num_layers; ++i)
+    if (const auto* probs = recorder.find(PointId{Point::AttnProbs, i}.name())) {
+      auto sums = probs->transpose(1, 2).index({valid}).sum(-1);
+      worst_row = std::max(worst_row, (sums - 1).abs().max().item<double>());
+    }
+  check("attention rows sum to 1", worst_row < 1e-4, fmt::format("max |sum - 1| = {:.1e}", worst_row));
+
+  // The residual stream chains from layer to layer.
+  bool chained = true;
+  for (int i = 0; i + 1 < spec.num_layers; ++i) {
+    const auto* out = recorder.find(PointId{Point::LayerOutput, i}.name());
+    const auto* in = recorder.find(PointId{Point::LayerInput, i + 1}.name());
+    chained = chained && out && in && torch::equal(*out, *in);
+  }
+  check("layers.{i}.output is layers.{i+1}.input", chained, chained ? "identical" : "they differ");
+
+  bool finite = torch::isfinite(logits.index({valid})).all().item<bool>();
+  check("logits are finite", finite, finite ? "yes" : "NaN or Inf in the logits");
+
+  ZeroFirstKey zero;
+  auto edited = model.forward(ids, mask, &zero);
+  double change = (edited - logits).index({valid}).abs().max().item<double>();
+  check("zeroing attention to the first token changes the logits", change > 0, fmt::format("max |Δ logit| = {:.2e}", change));
+  return report;
+}
+
+}  // namespace nnterp

@@ -1,0 +1,147 @@
+// Unsupported architectures and options, and checkpoints that do not fit their config, fail at
+// load with an error naming what is wrong — never a silently different model.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/fixtures.hpp"
+#include "nnterp/error.hpp"
+
+namespace nnterp::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A copy of a fixture folder whose config.json / weights a test may change.
+class EditedFixture {
+ public:
+  explicit EditedFixture(const std::string& arch) {
+    dir_ = fs::temp_directory_path() / ("nnterp_unsupported_" + arch + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    fs::create_directories(dir_);
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(hf_fixture_dir() / arch / f, dir_ / f);
+    std::ifstream in(dir_ / "config.json");
+    config_ = nlohmann::json::parse(in);
+  }
+  ~EditedFixture() { fs::remove_all(dir_); }
+  nlohmann::json& config() { return config_; }
+  std::string path() {
+    std::ofstream(dir_ / "config.json") << config_.dump(2);
+    return dir_.string();
+  }
+  // Rewrites model.safetensors through `edit` (name → tensor map).
+  template <typename F>
+  void edit_weights(F edit) {
+    auto file = io::SafetensorsFile::open(dir_ / "model.safetensors");
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& t : file->tensors()) tensors.emplace_back(t.name, file->tensor(t.name).clone());
+    file.reset();
+    edit(tensors);
+    io::save_safetensors(dir_ / "model.safetensors", tensors);
+  }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path dir_;
+  nlohmann::json config_;
+};
+
+Error load_error(const std::string& path) {
+  try {
+    StandardizedTransformer model(path);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "loading " << path << " did not fail";
+  return Error(ErrorKind::InvalidArgument, "", "");
+}
+
+TEST(Unsupported, UnknownModelTypeNamesItAndListsTheSupportedOnes) {
+  EditedFixture fx("llama");
+  fx.config()["model_type"] = "llama9000";
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_EQ(e.message(), "model_type 'llama9000' is not supported");
+  EXPECT_NE(e.hint().find("supported model types: "), std::string::npos);
+  for (const char* listed : {"gpt2", "llama", "gemma2", "mixtral", "qwen2_moe", "bloom", "olmo2"})
+    EXPECT_NE(e.hint().find(listed), std::string::npos) << listed;
+}
+
+TEST(Unsupported, UnknownRopeScalingTypeIsNamed) {
+  EditedFixture fx("llama");
+  fx.config()["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_EQ(e.message(), "rope_scaling type 'yarn' is not supported");
+  EXPECT_EQ(e.hint(), "supported rope_scaling types: default, linear, llama3");
+}
+
+TEST(Unsupported, UnknownActivationIsNamed) {
+  EditedFixture fx("llama");
+  fx.config()["hidden_act"] = "swiglu_v7";
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_EQ(e.message(), "activation 'swiglu_v7' is not supported");
+}
+
+TEST(Unsupported, BloomResidualAfterLayerNormIsRefused) {
+  EditedFixture fx("bloom");
+  fx.config()["apply_residual_connection_post_layernorm"] = true;
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_NE(e.message().find("apply_residual_connection_post_layernorm"), std::string::npos) << e.what();
+}
+
+TEST(Unsupported, UnknownLayerTypeIsNamed) {
+  EditedFixture fx("gemma2");
+  fx.config()["layer_types"] = {"sliding_attention", "chunked_attention", "full_attention"};
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_EQ(e.message(), "layer type \"chunked_attention\" is not supported");
+}
+
+TEST(CheckpointMismatch, AnUnusedCheckpointTensorIsAnError) {
+  EditedFixture fx("llama");
+  fx.edit_weights([](auto& tensors) { tensors.emplace_back("model.layers.0.self_attn.mystery_gate.weight", torch::zeros({4})); });
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::UnexpectedWeight);
+  EXPECT_NE(e.message().find("model.layers.0.self_attn.mystery_gate.weight"), std::string::npos) << e.what();
+}
+
+TEST(CheckpointMismatch, MissingTensorsAreAllListed) {
+  EditedFixture fx("llama");
+  fx.edit_weights([](auto& tensors) {
+    tensors.erase(std::remove_if(tensors.begin(), tensors.end(), [](const auto& t) {
+                    return t.first == "model.layers.1.mlp.up_proj.weight" || t.first == "model.norm.weight";
+                  }),
+                  tensors.end());
+  });
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::MissingWeight);
+  EXPECT_NE(e.message().find("2 tensor(s)"), std::string::npos) << e.what();
+  EXPECT_NE(e.message().find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << e.what();
+  EXPECT_NE(e.message().find("model.norm.weight"), std::string::npos) << e.what();
+}
+
+TEST(CheckpointMismatch, AWeightOfTheWrongShapeNamesIt) {
+  EditedFixture fx("llama");
+  fx.config()["intermediate_size"] = 96;  // the checkpoint has 128
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Shape);
+  EXPECT_EQ(e.subject(), "layers.0.mlp.gate_up.weight");
+  EXPECT_NE(e.message().find("[192, 64]"), std::string::npos) << e.what();
+}
+
+TEST(CheckpointMismatch, TokenIdsBeyondTheVocabularyAreRefused) {
+  StandardizedTransformer model((hf_fixture_dir() / "llama").string());
+  auto ids = torch::tensor({{5, 1000}}, torch::kInt64);
+  try {
+    model.forward(ids);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "input_ids");
+    EXPECT_NE(e.message().find("[0, 1000)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace nnterp::testing
