@@ -1,0 +1,21 @@
+// cohere2: like cohere, except per-layer attention from `layer_types` (or the legacy
+// sliding_window_pattern, default 4): sliding layers use the window and interleaved rotary,
+// full layers use no positional encoding at all (NoPE). No QK-norm.
+#include "model/archs/archs_b.hpp"
+
+namespace nnterp::model {
+
+static ArchSpec cohere2(const Config& c) {
+  ArchSpec a = cohere_like(c, "cohere2", "Cohere2ForCausalLM");
+  const int64_t window = c.integer_or({"sliding_window"}, 4096);
+  auto sliding = sliding_layers_from_config(c, a.num_layers, [](int64_t i) { return (i + 1) % 4 != 0; });
+  for (int64_t i = 0; i < a.num_layers; ++i) {
+    a.layers[i].sliding_window = sliding[i] ? window : 0;
+    if (!sliding[i]) a.layers[i].positions = PositionKind::None;
+  }
+  return a;
+}
+
+NNTERP_ARCH("cohere2", cohere2)
+
+}  // namespace nnterp::model

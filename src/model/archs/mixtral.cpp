@@ -1,0 +1,32 @@
+// mixtral: like mistral (sliding window on every layer when set), except the MLP is a mixture
+// of SwiGLU experts in `block_sparse_moe`: router `gate`, softmax over all experts, top-k, the
+// k weights always renormalised to sum to 1; experts w2(silu(w1 x) * w3 x).
+#include "model/archs/archs_b.hpp"
+
+namespace nnterp::model {
+
+void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
+             const std::string& gate, const std::string& up, const std::string& down) {
+  a.mlp.kind = MlpKind::MoE;
+  a.mlp.moe.num_experts = num_experts;
+  a.mlp.moe.top_k = top_k;
+  a.mlp.moe.normalize_top_k = normalize_top_k;
+  a.weights.erase("layers.{i}.mlp.gate_up.weight");
+  a.weights.erase("layers.{i}.mlp.down.weight");
+  a.weights["layers.{i}.moe.router.weight"] = src(router);
+  a.weights["layers.{i}.moe.experts.{e}.gate_up.weight"] = cat({gate, up});
+  a.weights["layers.{i}.moe.experts.{e}.down.weight"] = src(down);
+}
+
+static ArchSpec mixtral(const Config& c) {
+  ArchSpec a = llama_like(c, "mixtral", "MixtralForCausalLM");
+  for (auto& layer : a.layers) layer.sliding_window = c.integer_or({"sliding_window"}, 0);
+  const std::string M = "model.layers.{i}.block_sparse_moe.";
+  use_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "gate.weight",
+          M + "experts.{e}.w1.weight", M + "experts.{e}.w3.weight", M + "experts.{e}.w2.weight");
+  return a;
+}
+
+NNTERP_ARCH("mixtral", mixtral)
+
+}  // namespace nnterp::model
