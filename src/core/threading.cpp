@@ -19,7 +19,10 @@ SetThreads openblas_set_threads() {
 }
 
 std::string blas_config() {
-  if (auto get = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string("OpenBLAS ") + get();
+  if (auto get = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
+    std::string config = get();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." on current versions
+    return config.rfind("OpenBLAS", 0) == 0 ? config : "OpenBLAS " + config;
+  }
   if (dlsym(RTLD_DEFAULT, "mkl_set_num_threads")) return "MKL";
   return "";
 }
@@ -30,6 +33,8 @@ ThreadingReport configure_threads(int threads) {
   ThreadingReport report;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   report.blas_threads = threads > 0 ? threads : cores;
+  // libtorch intra-op = 1: with 2 pools of spinning workers on few cores, GEMMs run up to 14x and
+  // softmax/layer_norm up to 400x slower (bench_forward --ops/--sweep, docs/performance.md).
   report.torch_threads = 1;
   if (const char* env = std::getenv("NNTERP_TORCH_THREADS"); env && std::atoi(env) > 0) report.torch_threads = std::atoi(env);
   at::set_num_threads(report.torch_threads);

@@ -56,19 +56,26 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
     *ctx.cache_k = k;
     *ctx.cache_v = v;
   }
-  if (KV != H) {  // GQA / MQA: kv head j serves query heads j·g … j·g+g-1
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
+  // GQA / MQA: kv head j serves query heads j·g … j·g+g-1. Those g heads are folded into the rows
+  // of one matmul against kv head j ([B, KV, g·T, ·]) instead of copying k and v g times.
+  const int64_t g = H / KV;
+  auto fold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, KV, g * T, t.size(3)}); };
+  auto unfold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, H, T, t.size(3)}); };
   const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(hd));
-  auto scores = torch::matmul(q, k.transpose(-1, -2));
-  if (scale != 1.0) scores = scores * scale;
+  auto scores = unfold(torch::matmul(fold(q), k.transpose(-1, -2)));
+  // scores is a fresh tensor: scale and biases go in place (same values, no [B,H,T,S] temporaries)
+  // unless adding a float32 bias must promote a lower-precision score dtype.
+  auto add_bias = [](torch::Tensor& s, const torch::Tensor& bias) {
+    if (s.scalar_type() == bias.scalar_type()) s.add_(bias);
+    else s = s + bias;
+  };
+  if (scale != 1.0) scores.mul_(scale);
   if (spec.softcap > 0) scores = torch::tanh(scores / spec.softcap) * spec.softcap;
-  if (ctx.alibi) scores = scores + *ctx.alibi;
-  scores = scores + *ctx.mask;
+  if (ctx.alibi) add_bias(scores, *ctx.alibi);
+  add_bias(scores, *ctx.mask);
   auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
-  auto context = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
+  auto context = unfold(torch::matmul(fold(probs), v)).transpose(1, 2).reshape({B, T, H * hd});
   return at::linear(context, w.o_w, w.o_b);
 }
 

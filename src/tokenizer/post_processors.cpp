@@ -1,0 +1,187 @@
+// Post-processors of tokenizer.json (single sequences).
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tok_components.hpp"
+
+namespace nnterp::tok {
+
+namespace {
+
+// Prefix tokens + the sequence + suffix tokens: what TemplateProcessing, BertProcessing and
+// RobertaProcessing do to a single sequence.
+class TemplatePostProcessor final : public TokPostProcessor {
+ public:
+  TemplatePostProcessor(std::vector<uint32_t> pre_ids, std::vector<std::string> pre_tokens,
+                        std::vector<uint32_t> post_ids, std::vector<std::string> post_tokens)
+      : pre_ids_(std::move(pre_ids)),
+        pre_tokens_(std::move(pre_tokens)),
+        post_ids_(std::move(post_ids)),
+        post_tokens_(std::move(post_tokens)) {}
+
+  void process(std::vector<uint32_t>& ids, std::vector<std::string>* tokens, bool add_special) const override {
+    if (!add_special) return;
+    ids.insert(ids.begin(), pre_ids_.begin(), pre_ids_.end());
+    ids.insert(ids.end(), post_ids_.begin(), post_ids_.end());
+    if (tokens) {
+      tokens->insert(tokens->begin(), pre_tokens_.begin(), pre_tokens_.end());
+      tokens->insert(tokens->end(), post_tokens_.begin(), post_tokens_.end());
+    }
+  }
+  size_t added_tokens() const override { return pre_ids_.size() + post_ids_.size(); }
+
+ private:
+  std::vector<uint32_t> pre_ids_;
+  std::vector<std::string> pre_tokens_;
+  std::vector<uint32_t> post_ids_;
+  std::vector<std::string> post_tokens_;
+};
+
+class NoopPostProcessor final : public TokPostProcessor {
+ public:
+  void process(std::vector<uint32_t>&, std::vector<std::string>*, bool) const override {}
+  size_t added_tokens() const override { return 0; }
+};
+
+class SequencePostProcessor final : public TokPostProcessor {
+ public:
+  explicit SequencePostProcessor(std::vector<std::unique_ptr<TokPostProcessor>> items) : items_(std::move(items)) {}
+  void process(std::vector<uint32_t>& ids, std::vector<std::string>* tokens, bool add_special) const override {
+    for (const auto& p : items_) p->process(ids, tokens, add_special);
+  }
+  size_t added_tokens() const override {
+    size_t n = 0;
+    for (const auto& p : items_) n += p->added_tokens();
+    return n;
+  }
+
+ private:
+  std::vector<std::unique_ptr<TokPostProcessor>> items_;
+};
+
+// One template piece: a sequence ("A"/"B") or a special token id.
+struct TokTemplatePiece {
+  bool is_sequence;
+  std::string id;  // "A"/"B" or the special token's key
+};
+
+TokTemplatePiece tok_parse_piece(const nlohmann::json& p, const std::string& subject) {
+  if (p.is_string()) {  // "$A", "$B:1", "[CLS]", "[CLS]:0"
+    std::string s = p.get<std::string>();
+    const size_t colon = s.find(':');
+    if (colon != std::string::npos) s = s.substr(0, colon);
+    if (!s.empty() && s[0] == '$') {
+      const std::string rest = s.substr(1);
+      if (rest.empty() || rest == "A" || rest == "a") return {true, "A"};
+      if (rest == "B" || rest == "b") return {true, "B"};
+      // "$0", "$1": a sequence with a type id
+      bool digits = !rest.empty();
+      for (char c : rest) digits = digits && c >= '0' && c <= '9';
+      if (digits) return {true, "A"};
+      throw Error(ErrorKind::Format, subject, "cannot build a template piece from '" + p.get<std::string>() + "'");
+    }
+    return {false, s};
+  }
+  if (p.is_object() && p.contains("Sequence")) return {true, p.at("Sequence").at("id").get<std::string>()};
+  if (p.is_object() && p.contains("SpecialToken")) return {false, p.at("SpecialToken").at("id").get<std::string>()};
+  throw Error(ErrorKind::Format, subject, "unknown template piece " + p.dump());
+}
+
+std::unique_ptr<TokPostProcessor> tok_make_template(const nlohmann::json& j, const std::string& subject) {
+  const auto& single = j.at("single");
+  std::vector<TokTemplatePiece> pieces;
+  if (single.is_string()) {  // "[CLS] $A [SEP]"
+    const std::string s = single.get<std::string>();
+    size_t i = 0;
+    while (i < s.size()) {
+      while (i < s.size() && s[i] == ' ') ++i;
+      size_t k = i;
+      while (k < s.size() && s[k] != ' ') ++k;
+      if (k > i) pieces.push_back(tok_parse_piece(nlohmann::json(s.substr(i, k - i)), subject));
+      i = k;
+    }
+  } else if (single.is_array()) {
+    for (const auto& p : single) pieces.push_back(tok_parse_piece(p, subject));
+  } else {
+    throw Error(ErrorKind::Format, subject, "'single' must be a string or an array");
+  }
+  const auto& specials = j.contains("special_tokens") ? j.at("special_tokens") : nlohmann::json::object();
+  std::vector<uint32_t> pre_ids, post_ids;
+  std::vector<std::string> pre_tokens, post_tokens;
+  bool seen_sequence = false;
+  for (const auto& piece : pieces) {
+    if (piece.is_sequence) {
+      if (piece.id != "A") {
+        throw Error(ErrorKind::Format, subject, "the single-sequence template refers to sequence " + piece.id);
+      }
+      if (seen_sequence) throw Error(ErrorKind::Unsupported, subject, "a template repeating the sequence");
+      seen_sequence = true;
+      continue;
+    }
+    auto it = specials.find(piece.id);
+    if (it == specials.end()) {
+      throw Error(ErrorKind::Format, subject, "the template's special token '" + piece.id + "' is not in special_tokens");
+    }
+    const auto& ids = it->at("ids");
+    const auto& toks = it->at("tokens");
+    if (ids.size() != toks.size()) {
+      throw Error(ErrorKind::Format, subject, "special token '" + piece.id + "' has different numbers of ids and tokens");
+    }
+    for (size_t k = 0; k < ids.size(); ++k) {
+      (seen_sequence ? post_ids : pre_ids).push_back(ids[k].get<uint32_t>());
+      (seen_sequence ? post_tokens : pre_tokens).push_back(toks[k].get<std::string>());
+    }
+  }
+  return std::make_unique<TemplatePostProcessor>(std::move(pre_ids), std::move(pre_tokens), std::move(post_ids),
+                                                 std::move(post_tokens));
+}
+
+// BertProcessing / RobertaProcessing: {"cls": [token, id], "sep": [token, id]}.
+std::unique_ptr<TokPostProcessor> tok_make_cls_sep(const nlohmann::json& j, const std::string& subject) {
+  const auto& cls = j.at("cls");
+  const auto& sep = j.at("sep");
+  if (!cls.is_array() || cls.size() != 2 || !sep.is_array() || sep.size() != 2) {
+    throw Error(ErrorKind::Format, subject, "'cls' and 'sep' must be [token, id]");
+  }
+  return std::make_unique<TemplatePostProcessor>(std::vector<uint32_t>{cls[1].get<uint32_t>()},
+                                                 std::vector<std::string>{cls[0].get<std::string>()},
+                                                 std::vector<uint32_t>{sep[1].get<uint32_t>()},
+                                                 std::vector<std::string>{sep[0].get<std::string>()});
+}
+
+}  // namespace
+
+std::unique_ptr<TokPostProcessor> make_simple_template(std::vector<uint32_t> prefix_ids,
+                                                       std::vector<std::string> prefix_tokens,
+                                                       std::vector<uint32_t> suffix_ids,
+                                                       std::vector<std::string> suffix_tokens) {
+  return std::make_unique<TemplatePostProcessor>(std::move(prefix_ids), std::move(prefix_tokens),
+                                                 std::move(suffix_ids), std::move(suffix_tokens));
+}
+
+std::unique_ptr<TokPostProcessor> make_post_processor(const nlohmann::json& j, const std::string& subject) {
+  if (j.is_null()) return nullptr;
+  const TokDepthGuard depth(subject);
+  std::string type;
+  if (j.is_object() && !j.contains("type") && j.contains("cls") && j.contains("sep")) {
+    type = "BertProcessing";
+  } else {
+    type = tok_component_type(j, subject);
+  }
+  const std::string sub = subject + " (" + type + ")";
+  if (type == "TemplateProcessing") return tok_make_template(j, sub);
+  if (type == "ByteLevel") return std::make_unique<NoopPostProcessor>();  // offsets only
+  if (type == "BertProcessing" || type == "RobertaProcessing") return tok_make_cls_sep(j, sub);
+  if (type == "Sequence") {
+    std::vector<std::unique_ptr<TokPostProcessor>> items;
+    const auto& arr = j.at("processors");
+    if (!arr.is_array()) throw Error(ErrorKind::Format, sub, "'processors' must be an array");
+    for (size_t i = 0; i < arr.size(); ++i) {
+      auto p = make_post_processor(arr[i], subject + ".processors[" + std::to_string(i) + "]");
+      if (p) items.push_back(std::move(p));
+    }
+    return std::make_unique<SequencePostProcessor>(std::move(items));
+  }
+  tok_unknown_component("post-processor", type, subject);
+}
+
+}  // namespace nnterp::tok

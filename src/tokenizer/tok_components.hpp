@@ -1,0 +1,133 @@
+// The pipeline components of a HuggingFace tokenizer.json: normalizer, pre-tokenizer, model,
+// post-processor and decoder, each built from its JSON object by a factory.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/tok_common.hpp"
+
+namespace nnterp::tok {
+
+// ---------------------------------------------------------------------------------------------
+// Normalizers: rewrite a piece of text (one piece between added tokens) in place.
+
+class TokNormalizer {
+ public:
+  virtual ~TokNormalizer() = default;
+  virtual void normalize(std::string& s) const = 0;
+};
+
+// `subject` names where the component comes from (for errors). Returns null for JSON null.
+std::unique_ptr<TokNormalizer> make_normalizer(const nlohmann::json& j, const std::string& subject);
+
+// ---------------------------------------------------------------------------------------------
+// Pre-tokenizers: split a normalized piece into words, possibly transforming them.
+
+struct PtSplit {
+  uint32_t b, e;       // byte range in PtState::text
+  bool at_origin;      // its first byte maps to offset 0 of the original input
+};
+
+struct PtState {
+  std::string text;
+  std::vector<PtSplit> splits;
+  void clear() {
+    text.clear();
+    splits.clear();
+  }
+};
+
+class TokPreTokenizer {
+ public:
+  virtual ~TokPreTokenizer() = default;
+  // Rewrites `st`; `scratch` is a buffer the implementation may use (contents unspecified).
+  virtual void pre_tokenize(PtState& st, PtState& scratch) const = 0;
+};
+
+std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& subject);
+
+// ---------------------------------------------------------------------------------------------
+// Models: one word -> ids.
+
+class TokModel {
+ public:
+  virtual ~TokModel() = default;
+  // Appends the ids of `word` (non-empty), and the token strings when `tokens` is not null.
+  virtual void tokenize(std::string_view word, std::vector<uint32_t>& ids,
+                        std::vector<std::string>* tokens) const = 0;
+  virtual int64_t token_to_id(std::string_view token) const = 0;  // -1 when absent
+  virtual bool id_to_token(uint32_t id, std::string* out) const = 0;
+  virtual size_t vocab_size() const = 0;
+};
+
+std::unique_ptr<TokModel> make_model(const nlohmann::json& j, const std::string& subject);
+
+// ---------------------------------------------------------------------------------------------
+// Post-processors: add special tokens around an encoded sequence.
+
+class TokPostProcessor {
+ public:
+  virtual ~TokPostProcessor() = default;
+  virtual void process(std::vector<uint32_t>& ids, std::vector<std::string>* tokens,
+                       bool add_special_tokens) const = 0;
+  // How many tokens `process` adds to a single sequence when add_special_tokens is true.
+  virtual size_t added_tokens() const = 0;
+};
+
+std::unique_ptr<TokPostProcessor> make_post_processor(const nlohmann::json& j, const std::string& subject);
+
+// A TemplateProcessing for a single sequence: prefix ids + sequence + suffix ids.
+std::unique_ptr<TokPostProcessor> make_simple_template(std::vector<uint32_t> prefix_ids,
+                                                       std::vector<std::string> prefix_tokens,
+                                                       std::vector<uint32_t> suffix_ids,
+                                                       std::vector<std::string> suffix_tokens);
+
+// ---------------------------------------------------------------------------------------------
+// Decoders: token strings -> text pieces (joined by the caller).
+
+class TokDecoder {
+ public:
+  virtual ~TokDecoder() = default;
+  virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+};
+
+std::unique_ptr<TokDecoder> make_decoder(const nlohmann::json& j, const std::string& subject);
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers for the JSON factories.
+
+// The "type" of a component object, or throws Error(Format).
+std::string tok_component_type(const nlohmann::json& j, const std::string& subject);
+// Metaspace options shared by the pre-tokenizer and the decoder: the replacement code point, and
+// the prepend scheme as 0 = always, 1 = first, 2 = never (legacy add_prefix_space honoured).
+uint32_t tok_metaspace_replacement(const nlohmann::json& j, const std::string& subject);
+int tok_metaspace_scheme(const nlohmann::json& j, const std::string& subject);
+[[noreturn]] void tok_unknown_component(const std::string& kind, const std::string& type,
+                                        const std::string& subject);
+
+// Limits nesting of Sequence components (a hostile file could otherwise exhaust the stack).
+class TokDepthGuard {
+ public:
+  explicit TokDepthGuard(const std::string& subject);
+  ~TokDepthGuard();
+  TokDepthGuard(const TokDepthGuard&) = delete;
+  TokDepthGuard& operator=(const TokDepthGuard&) = delete;
+};
+
+// Checks a vocabulary id read from JSON (ids above 2^28 are refused: no real vocabulary is
+// that large, and the reverse tables are dense).
+uint32_t tok_checked_id(int64_t id, const std::string& subject);
+
+// The byte-level alphabet (GPT-2's bytes_to_unicode): byte -> code point, and the reverse
+// (-1 for code points that are not in it).
+const uint32_t* byte_level_byte_to_cp();
+int byte_level_cp_to_byte(uint32_t cp);
+// UTF-8 of the byte-level char of each byte (precomputed).
+std::string_view byte_level_char_utf8(unsigned char b);
+
+}  // namespace nnterp::tok
