@@ -2,8 +2,10 @@
 // steering, attention edits, errors, gradients.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "common/fixtures.hpp"
 #include "model/arch.hpp"
@@ -258,6 +260,27 @@ TEST_F(TraceErrors, ReadingAfterStopIsAnError) {
     t.layers_output[1];
   }), Error);
   expect_model_still_works();
+}
+
+TEST_F(TraceErrors, TwoThreadsTracingOneModelAtOnceBothGetCorrectResults) {
+  // Weights are shared read-only; each trace has its own engine and worker.
+  torch::Tensor h1_clean;
+  model->trace(batch(), [&](Trace& t) { h1_clean = t.layers_output[1].clone(); });
+  std::atomic<int> wrong{0};
+  auto worker = [&](int seed) {
+    for (int round = 0; round < 20; ++round) {
+      torch::Tensor h1;
+      auto logits = model->trace(batch(), [&](Trace& t) {
+        h1 = t.layers_output[1].clone();
+        if ((round + seed) % 2) t.layers_output[2] = t.layers_output[2].clone();
+      });
+      if (!torch::equal(logits, clean) || !torch::equal(h1, h1_clean)) ++wrong;
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(TraceErrors, GradientMatchesFiniteDifference) {

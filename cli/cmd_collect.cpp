@@ -1,0 +1,99 @@
+// nnterp collect MODEL --prompts FILE --out-dir DIR: the activations of one token of every prompt
+// at chosen layers, streamed to safetensors shards (resumable), or saved to one file (--out).
+#include <fmt/format.h>
+
+#include "cli_inputs.hpp"
+#include "commands.hpp"
+#include "common.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/methods.hpp"
+
+namespace nnterp::cli {
+
+struct CollectCmd : CommonOptions {
+  PromptSource source;
+  std::string layers, point = "layers.{i}.output", out_dir, out, dtype = "f32";
+  int64_t idx = -1, batch_size = 32, shard_size = 0;
+  double max_shard_mb = 256;
+  bool overwrite = false, no_progress = false;
+};
+
+static torch::ScalarType parse_dtype(const std::string& s) {
+  if (s == "f32" || s == "float32") return torch::kFloat32;
+  if (s == "f16" || s == "float16") return torch::kFloat16;
+  if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
+  throw Error(ErrorKind::InvalidArgument, "--dtype", "unknown dtype '" + s + "'", "f32, f16 or bf16");
+}
+
+static void run_collect(const CollectCmd& o) {
+  if (o.out_dir.empty() && o.out.empty())
+    throw Error(ErrorKind::InvalidArgument, "output", "nowhere to write the activations", "give --out-dir DIR (shards) or --out FILE.safetensors");
+  auto model = load_model(prepare(o));
+  auto prompts = resolve_prompts(o.source);
+  CollectOptions co;
+  co.layers = parse_layers(o.layers, model);
+  co.idx = o.idx;
+  co.point = parse_point_kind(o.point);
+  co.batch_size = o.batch_size;
+  co.out_dir = o.out_dir;
+  co.shard_size = o.shard_size;
+  co.max_shard_bytes = static_cast<int64_t>(o.max_shard_mb * 1024 * 1024);
+  co.dtype = parse_dtype(o.dtype);
+  co.overwrite = o.overwrite;
+  co.progress = !o.no_progress;
+  auto r = collect_token_activations(model, prompts, co);
+  if (!o.out.empty()) {
+    auto acts = r.activations.defined() ? r.activations : load_activations(o.out_dir);
+    write_results(o.out,
+                  {{"activations", acts}, {"layers", torch::tensor(std::vector<int64_t>(r.layers.begin(), r.layers.end()))},
+                   {"prompt_index", torch::arange(r.num_prompts, torch::kInt64)}},
+                  model, "collect");
+  }
+  const double rate = r.seconds > 0 ? static_cast<double>(r.num_prompts) / r.seconds : 0.0;
+  if (o.json) {
+    nlohmann::json j{{"model", model.path().string()}, {"num_prompts", r.num_prompts}, {"layers", r.layers},
+                     {"point", o.point},          {"idx", o.idx},                 {"hidden_size", model.hidden_size()},
+                     {"seconds", r.seconds},      {"prompts_per_second", rate}};
+    if (!o.out_dir.empty()) {
+      j["out_dir"] = o.out_dir;
+      j["shards"] = r.shards.size();
+      j["shards_written"] = r.shards_written;
+      j["shards_skipped"] = r.shards_skipped;
+      j["shard_size"] = r.shard_size;
+    }
+    if (!o.out.empty()) j["out"] = o.out;
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("collected {} prompts × {} layers × {} in {:.2f}s ({:.1f} prompts/s)\n", r.num_prompts, r.layers.size(),
+             model.hidden_size(), r.seconds, rate);
+  if (!o.out_dir.empty())
+    fmt::print("{}: {} shards ({} written, {} already there) of up to {} prompts\n", o.out_dir, r.shards.size(), r.shards_written,
+               r.shards_skipped, r.shard_size);
+  if (!o.out.empty()) fmt::print("wrote activations [layers, prompts, hidden] to {}\n", o.out);
+}
+
+static CommandRegistration collect_command(50, [](CLI::App& app) {
+  auto o = std::make_shared<CollectCmd>();
+  auto* cmd = app.add_subcommand("collect", "collect one token's activations of many prompts (streamed to disk, resumable)");
+  add_model_options(*cmd, *o);
+  add_prompt_options(*cmd, o->source);
+  cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
+  cmd->add_option("--idx", o->idx, "token of each prompt: -1 (default) is the last, 0 the first");
+  cmd->add_option("--point", o->point, "per-layer point: output (default), input, attn_output, mlp_output, attn_input, mlp_input");
+  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  cmd->add_option("--out-dir", o->out_dir, "write shard-NNNNN.safetensors + manifest.json here (rerun to resume)");
+  cmd->add_option("--shard-size", o->shard_size, "prompts per shard (default: as many as fit in --max-shard-mb)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-shard-mb", o->max_shard_mb, "memory bound: the most MiB of activations held at once (default 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", o->dtype, "stored dtype: f32 (default), f16, bf16");
+  cmd->add_flag("--overwrite", o->overwrite, "replace a different collection already in --out-dir");
+  cmd->add_flag("--no-progress", o->no_progress, "no progress bar (it is only drawn on a terminal anyway)");
+  cmd->add_option("--out", o->out, "also save activations [layers, prompts, hidden] to one safetensors file");
+  cmd->add_flag("--json", o->json, "print a JSON summary");
+  cmd->footer("Examples:\n  nnterp collect gpt2 --prompts prompts.txt --layers 4,8,11 --out-dir acts/\n"
+              "  nnterp collect path/to/model --inputs in.safetensors --out acts.safetensors --json");
+  cmd->callback([o] { run_collect(*o); });
+});
+
+}  // namespace nnterp::cli

@@ -1,0 +1,101 @@
+// nnterp logit-lens MODEL --prompt TEXT...: what each layer predicts for the next token (the top
+// tokens of the logit lens at the last token), optionally the inverse lens.
+#include <fmt/format.h>
+
+#include "cli_inputs.hpp"
+#include "commands.hpp"
+#include "common.hpp"
+#include "nnterp/methods.hpp"
+#include "nnterp/plot.hpp"
+
+namespace nnterp::cli {
+
+struct LogitLensCmd : CommonOptions {
+  PromptSource source;
+  std::string layers, out, html;
+  int64_t idx = -1, top = 5, batch_size = 32;
+  bool inverse = false;
+};
+
+static nlohmann::json top_json(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
+  nlohmann::json out = nlohmann::json::array();
+  for (auto [id, p] : top_k(probs, k)) out.push_back({{"id", id}, {"token", token_display(model, id)}, {"prob", p}});
+  return out;
+}
+
+static std::string top_text(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
+  std::string s;
+  for (auto [id, p] : top_k(probs, k)) s += fmt::format("  {:>14} {:.3f}", nlohmann::json(token_display(model, id)).dump(), p);
+  return s;
+}
+
+static void run_logit_lens(const LogitLensCmd& o) {
+  auto model = load_model(prepare(o));
+  auto prompts = resolve_prompts(o.source);
+  LensOptions lo;
+  lo.layers = parse_layers(o.layers, model);
+  lo.idx = o.idx;
+  lo.batch_size = o.batch_size;
+  auto r = logit_lens_with_inverse(model, prompts, lo, o.inverse);
+  if (!o.out.empty()) {
+    std::vector<std::pair<std::string, torch::Tensor>> t{{"probs", r.probs}, {"layers", torch::tensor(std::vector<int64_t>(r.layers.begin(), r.layers.end()))}};
+    if (o.inverse) t.emplace_back("inverse_probs", r.inverse_probs);
+    write_results(o.out, t, model, "logit-lens");
+  }
+  if (!o.html.empty()) {
+    TopkPlotOptions po;
+    po.k = o.top;
+    po.layers = r.layers;
+    if (!prompts.tokens) po.subtitles = prompts.prompts;
+    save_html(o.html, plot_topk_tokens(r.probs, model.tokenizer(), po));
+    fmt::print(stderr, "wrote {}\n", o.html);
+  }
+  const int64_t B = r.probs.size(0);
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = model.path().string();
+    j["layers"] = r.layers;
+    j["prompts"] = nlohmann::json::array();
+    for (int64_t b = 0; b < B; ++b) {
+      nlohmann::json p;
+      p["prompt"] = prompts.tokens ? nlohmann::json(nullptr) : nlohmann::json(prompts.prompts[static_cast<size_t>(b)]);
+      p["layers"] = nlohmann::json::array();
+      for (size_t li = 0; li < r.layers.size(); ++li) {
+        nlohmann::json l{{"layer", r.layers[li]}, {"top", top_json(model, r.probs[b][static_cast<int64_t>(li)], o.top)}};
+        if (o.inverse) l["inverse_top"] = top_json(model, r.inverse_probs[b][static_cast<int64_t>(li)], o.top);
+        p["layers"].push_back(l);
+      }
+      j["prompts"].push_back(p);
+    }
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    fmt::print("prompt {}{}\n", b, prompts.tokens ? "" : ": " + nlohmann::json(prompts.prompts[static_cast<size_t>(b)]).dump());
+    for (size_t li = 0; li < r.layers.size(); ++li) {
+      fmt::print("  layer {:>3}:{}\n", r.layers[li], top_text(model, r.probs[b][static_cast<int64_t>(li)], o.top));
+      if (o.inverse) fmt::print("    inverse:{}\n", top_text(model, r.inverse_probs[b][static_cast<int64_t>(li)], o.top));
+    }
+  }
+}
+
+static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
+  auto o = std::make_shared<LogitLensCmd>();
+  auto* cmd = app.add_subcommand("logit-lens", "what each layer predicts for the next token (the logit lens)");
+  add_model_options(*cmd, *o);
+  add_prompt_options(*cmd, o->source);
+  cmd->add_option("--layers", o->layers, "layers to read: all (default), 3, 0,4,8, 2-5, -1");
+  cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first");
+  cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--inverse", o->inverse, "also the inverse lens: project_on_vocab(-hidden)");
+  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", o->json, "print JSON");
+  cmd->add_option("--out", o->out, "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
+  cmd->add_option("--html", o->html, "also write an interactive heatmap (layers x top tokens, probabilities on hover) to this HTML file");
+  cmd->footer("Examples:\n  nnterp logit-lens gpt2 --prompt \"The capital of France is\"\n"
+              "  nnterp logit-lens --prompt \"The capital of France is\" --html lens.html\n"
+              "  nnterp logit-lens path/to/model --inputs in.safetensors --json --out lens.safetensors");
+  cmd->callback([o] { run_logit_lens(*o); });
+});
+
+}  // namespace nnterp::cli

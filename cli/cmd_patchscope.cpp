@@ -1,0 +1,110 @@
+// nnterp patchscope MODEL --prompt SOURCE...: each source's last-token hidden state, layer by layer,
+// patched into a target prompt (default: "king king\n1135 1135\nhello hello\n?"); prints what the
+// target then predicts.
+#include <fmt/format.h>
+
+#include "cli_inputs.hpp"
+#include "commands.hpp"
+#include "common.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/methods.hpp"
+
+namespace nnterp::cli {
+
+struct PatchscopeCmd : CommonOptions {
+  PromptSource source;
+  std::string target, target_inputs, layers, out;
+  std::vector<int64_t> target_ids;
+  int64_t index = -1, source_idx = -1, top = 5, batch_size = 32;
+};
+
+static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o) {
+  const int given = !o.target.empty() + !o.target_ids.empty() + !o.target_inputs.empty();
+  if (given > 1)
+    throw Error(ErrorKind::InvalidArgument, "target", "given several ways at once", "use one of --target, --target-ids, --target-inputs");
+  if (!o.target_ids.empty()) return {TargetPrompt{"", o.index, o.target_ids}};
+  if (!o.target_inputs.empty()) {
+    auto b = read_token_inputs(o.target_inputs);
+    std::vector<TargetPrompt> out;
+    for (int64_t r = 0; r < b.input_ids.size(0); ++r) {
+      auto row = b.input_ids[r].masked_select(b.attention_mask[r].ne(0)).contiguous();
+      out.push_back(TargetPrompt{"", o.index, std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel())});
+    }
+    return out;
+  }
+  if (!o.target.empty()) return {TargetPrompt{o.target, o.index, {}}};
+  auto t = repeat_prompt();
+  t.index_to_patch = o.index;
+  return {t};
+}
+
+static void run_patchscope(const PatchscopeCmd& o) {
+  auto model = load_model(prepare(o));
+  auto sources = resolve_prompts(o.source, "source prompts");
+  auto targets = cli_targets(o);
+  if (!model.tokenizer() && targets.size() == 1 && targets[0].token_ids.empty())
+    throw Error(ErrorKind::InvalidArgument, "target", "the model has no tokenizer, so the target prompt must be token ids",
+                "use --target-ids 1,2,3 or --target-inputs T.safetensors");
+  PatchscopeOptions po;
+  po.layers = parse_layers(o.layers, model);
+  po.source_idx = o.source_idx;
+  po.batch_size = o.batch_size;
+  auto probs = patchscope_lens(model, sources, targets, po);  // [N, layers, V]
+  if (!o.out.empty())
+    write_results(o.out, {{"probs", probs}, {"layers", torch::tensor(std::vector<int64_t>(po.layers.begin(), po.layers.end()))}}, model,
+                  "patchscope");
+  const int64_t N = probs.size(0);
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = model.path().string();
+    j["layers"] = po.layers;
+    j["target"] = targets.size() == 1 && targets[0].token_ids.empty() ? nlohmann::json(targets[0].prompt) : nlohmann::json(nullptr);
+    j["sources"] = nlohmann::json::array();
+    for (int64_t n = 0; n < N; ++n) {
+      nlohmann::json s;
+      s["prompt"] = sources.tokens ? nlohmann::json(nullptr) : nlohmann::json(sources.prompts[static_cast<size_t>(n)]);
+      s["layers"] = nlohmann::json::array();
+      for (size_t li = 0; li < po.layers.size(); ++li) {
+        nlohmann::json top = nlohmann::json::array();
+        for (auto [id, p] : top_k(probs[n][static_cast<int64_t>(li)], o.top))
+          top.push_back({{"id", id}, {"token", token_display(model, id)}, {"prob", p}});
+        s["layers"].push_back({{"layer", po.layers[li]}, {"top", top}});
+      }
+      j["sources"].push_back(s);
+    }
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    fmt::print("source {}{}\n", n, sources.tokens ? "" : ": " + nlohmann::json(sources.prompts[static_cast<size_t>(n)]).dump());
+    for (size_t li = 0; li < po.layers.size(); ++li) {
+      std::string s;
+      for (auto [id, p] : top_k(probs[n][static_cast<int64_t>(li)], o.top))
+        s += fmt::format("  {:>14} {:.3f}", nlohmann::json(token_display(model, id)).dump(), p);
+      fmt::print("  layer {:>3}:{}\n", po.layers[li], s);
+    }
+  }
+}
+
+static CommandRegistration patchscope_command(45, [](CLI::App& app) {
+  auto o = std::make_shared<PatchscopeCmd>();
+  auto* cmd = app.add_subcommand("patchscope", "patch each source's hidden state into a target prompt and read the prediction");
+  add_model_options(*cmd, *o);
+  add_prompt_options(*cmd, o->source, "", "source prompts");
+  cmd->add_option("--target", o->target, "target prompt (default: \"king king\\n1135 1135\\nhello hello\\n?\")");
+  cmd->add_option("--target-ids", o->target_ids, "target prompt as token ids (models without a tokenizer)")->delimiter(',');
+  cmd->add_option("--target-inputs", o->target_inputs, "target prompt(s) as safetensors input_ids/attention_mask: one row, or one per source")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--index", o->index, "position patched in the target: -1 (default) is the last token");
+  cmd->add_option("--source-idx", o->source_idx, "source token whose hidden state is patched (default -1, the last)");
+  cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
+  cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", o->batch_size, "sources per forward pass (default 32)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", o->json, "print JSON");
+  cmd->add_option("--out", o->out, "save probs [sources, layers, vocab] to this safetensors file");
+  cmd->footer("Examples:\n  nnterp patchscope gpt2 --prompt \"Paris\" --prompt \"the Eiffel Tower\"\n"
+              "  nnterp patchscope path/to/model --inputs sources.safetensors --target-ids 5,17,5,17,9 --json");
+  cmd->callback([o] { run_patchscope(*o); });
+});
+
+}  // namespace nnterp::cli

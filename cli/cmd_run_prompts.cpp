@@ -1,0 +1,150 @@
+// nnterp run-prompts MODEL --prompts FILE.jsonl: prompts with target categories
+// ({"prompt": "...", "targets": {"fr": ["chat", "chien"], "en": ["cat"]}} per line) → each
+// category's probability (next token, or per layer with --lens logit-lens) as CSV or JSON.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "cli_inputs.hpp"
+#include "commands.hpp"
+#include "common.hpp"
+#include "nnterp/error.hpp"
+#include "nnterp/methods.hpp"
+#include "nnterp/plot.hpp"
+#include "nnterp/tokenizer.hpp"
+
+namespace nnterp::cli {
+
+struct RunPromptsCmd : CommonOptions {
+  std::string prompts_file, inputs, lens = "next-token", layers, csv, out, html;
+  int64_t batch_size = 32;
+  bool allow_collisions = false;
+};
+
+// One JSONL record → a Prompt. Target values: a word, a list of words and/or token ids.
+static Prompt prompt_from_record(const nlohmann::json& j, const std::string& where, const StandardizedTransformer& model,
+                                 bool with_ids) {
+  if (!j.is_object() || !j.contains("targets") || !j["targets"].is_object() || j["targets"].empty())
+    throw Error(ErrorKind::Format, where, "expected {\"prompt\": \"...\", \"targets\": {\"category\": [\"word\", ...]}}",
+                "target values are words (strings) or token ids (integers)");
+  Prompt p;
+  if (j.contains("prompt")) {
+    if (!j["prompt"].is_string()) throw Error(ErrorKind::Format, where, "\"prompt\" is not a string");
+    p.prompt = j["prompt"].get<std::string>();
+  } else if (!with_ids) {
+    throw Error(ErrorKind::Format, where, "has no \"prompt\"", "give prompts in the file, or token ids with --inputs");
+  }
+  for (const auto& [category, value] : j["targets"].items()) {
+    auto list = value.is_array() ? value : nlohmann::json::array({value});
+    std::vector<std::string> words;
+    std::vector<int64_t> ids;
+    for (const auto& v : list) {
+      if (v.is_string()) words.push_back(v.get<std::string>());
+      else if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
+      else throw Error(ErrorKind::Format, where + " (target '" + category + "')", "values must be words (strings) or token ids (integers)");
+    }
+    if (!words.empty()) {
+      if (!model.tokenizer())
+        throw Error(ErrorKind::InvalidArgument, where + " (target '" + category + "')", "has words but the model has no tokenizer",
+                    "give the target as token ids (integers)");
+      p.target_strings[category] = words;
+      auto first = get_first_tokens(words, *model.tokenizer());
+      ids.insert(ids.begin(), first.begin(), first.end());
+    }
+    std::vector<int64_t> unique;
+    for (int64_t id : ids)
+      if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);
+    if (unique.empty()) throw Error(ErrorKind::Format, where + " (target '" + category + "')", "has no word or token id");
+    p.target_tokens[category] = unique;
+  }
+  return p;
+}
+
+static void run_run_prompts(const RunPromptsCmd& o) {
+  auto model = load_model(prepare(o));
+  const bool with_ids = !o.inputs.empty();
+  auto records = read_jsonl(o.prompts_file);
+  if (records.empty()) throw Error(ErrorKind::InvalidArgument, o.prompts_file, "holds no prompt");
+  std::vector<Prompt> prompts;
+  for (size_t i = 0; i < records.size(); ++i)
+    prompts.push_back(prompt_from_record(records[i], o.prompts_file + ":" + std::to_string(i + 1), model, with_ids));
+  if (with_ids) {
+    auto b = read_token_inputs(o.inputs);
+    if (b.input_ids.size(0) != static_cast<int64_t>(prompts.size()))
+      throw Error(ErrorKind::InvalidArgument, o.inputs,
+                  "has " + std::to_string(b.input_ids.size(0)) + " rows but " + o.prompts_file + " has " + std::to_string(prompts.size()) +
+                      " records", "one targets record per row of input_ids");
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto row = b.input_ids[static_cast<int64_t>(i)].masked_select(b.attention_mask[static_cast<int64_t>(i)].ne(0)).contiguous();
+      prompts[i].token_ids.assign(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+    }
+  }
+  if (!o.allow_collisions)
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto c = prompts[i].collisions();
+      if (!c.empty())
+        throw Error(ErrorKind::InvalidArgument, o.prompts_file + ":" + std::to_string(i + 1),
+                    "token " + std::to_string(c[0].token) + " (" + nlohmann::json(token_display(model, c[0].token)).dump() +
+                        ") belongs to categories '" + c[0].categories[0] + "' and '" + c[0].categories[1] + "'",
+                    "make the targets distinct, or pass --allow-collisions");
+    }
+  RunPromptsOptions ro;
+  ro.batch_size = o.batch_size;
+  std::vector<int> layers;
+  if (o.lens == "logit-lens") {
+    LensOptions lo;
+    lo.layers = layers = parse_layers(o.layers, model);
+    ro.probs = logit_lens_fn(lo);
+  } else if (o.lens != "next-token") {
+    throw Error(ErrorKind::InvalidArgument, "--lens", "unknown lens '" + o.lens + "'", "next-token or logit-lens");
+  }
+  auto results = run_prompts(model, prompts, ro);
+  if (!o.out.empty()) {
+    std::vector<std::pair<std::string, torch::Tensor>> t;
+    for (const auto& [c, r] : results) t.emplace_back(c, r);
+    if (!layers.empty()) t.emplace_back("layers", torch::tensor(std::vector<int64_t>(layers.begin(), layers.end())));
+    write_results(o.out, t, model, "run-prompts");
+  }
+  if (!o.html.empty()) {
+    CategoryPlotOptions po;
+    po.layers = layers;
+    if (layers.empty()) po.x_title = "next token";
+    save_html(o.html, plot_category_curves(results, po));
+    fmt::print(stderr, "wrote {}\n", o.html);
+  }
+  auto table = prompts_to_table(prompts, results, model.tokenizer(), layers);
+  if (!o.csv.empty()) {
+    std::ofstream f(o.csv);
+    if (!f) throw Error(ErrorKind::Io, o.csv, "cannot open for writing");
+    f << table.to_csv();
+  }
+  if (o.json)
+    fmt::print("{}\n", table.to_json().dump(2));
+  else
+    fmt::print("{}", table.to_csv());
+}
+
+static CommandRegistration run_prompts_command(55, [](CLI::App& app) {
+  auto o = std::make_shared<RunPromptsCmd>();
+  auto* cmd = app.add_subcommand("run-prompts", "probability of target token categories for many prompts (CSV/JSON)");
+  add_model_options(*cmd, *o);
+  cmd->add_option("--prompts", o->prompts_file,
+                  "JSONL: {\"prompt\": \"...\", \"targets\": {\"category\": [\"word\" or token id, ...]}} per line")
+      ->required()->check(CLI::ExistingFile);
+  cmd->add_option("--inputs", o->inputs, "pre-tokenized prompts (safetensors input_ids/attention_mask), one row per JSONL record")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--lens", o->lens, "next-token (default) or logit-lens (a probability per layer)");
+  cmd->add_option("--layers", o->layers, "logit-lens layers: all (default), 3, 0,4,8, 2-5, -1");
+  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--allow-collisions", o->allow_collisions, "allow a token in several categories");
+  cmd->add_option("--csv", o->csv, "also write the table to this CSV file");
+  cmd->add_flag("--json", o->json, "print the table as JSON (default: CSV)");
+  cmd->add_option("--out", o->out, "save each category's probabilities [N, layers] to this safetensors file");
+  cmd->add_option("--html", o->html, "also write each category's probability across layers as an interactive plot (HTML)");
+  cmd->footer("Example:\n  echo '{\"prompt\": \"Le chat\", \"targets\": {\"fr\": [\"est\"], \"en\": [\"is\"]}}' > p.jsonl\n"
+              "  nnterp run-prompts gpt2 --prompts p.jsonl --lens logit-lens --json");
+  cmd->callback([o] { run_run_prompts(*o); });
+});
+
+}  // namespace nnterp::cli

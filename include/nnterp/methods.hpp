@@ -1,0 +1,202 @@
+// nnterp's interpretability methods, with nnterp's (Python) names and semantics, built on the trace.
+//
+//   nnterp::StandardizedTransformer model("gpt2");
+//   auto acts  = nnterp::get_token_activations(model, {"The cat", "A dog sat"});  // [layers, 2, hidden]
+//   auto probs = nnterp::logit_lens(model, {"The capital of France is"});        // [1, layers, vocab]
+//   auto lens  = nnterp::patchscope_lens(model, {"Paris"});                      // [1, layers, vocab]
+//
+// Conventions shared by every method:
+//  - Inputs are a TraceInput: a prompt, a vector of prompts (tokenized with the model's tokenizer,
+//    left-padded) or a TokenBatch of token ids (which must be left-padded: every row ends with a
+//    real token). Models without a tokenizer work with TokenBatch inputs.
+//  - Token indices (`idx`, `index_to_patch`) count per prompt: negative from its last token
+//    (-1, the default, is the last token), non-negative from its first real token. They never
+//    point into padding, so results do not depend on how prompts are batched.
+//  - Layer lists: empty means every layer; negative numbers count from the end (-1 is the last).
+//  - Every method takes a batch size and iterates; the result is the same for any batch size.
+//  - Results are CPU tensors; probabilities are float32.
+//  - Bad arguments throw nnterp::Error naming the argument and what was expected.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nnterp/collect.hpp"
+#include "nnterp/model.hpp"
+#include "nnterp/patching.hpp"
+#include "nnterp/points.hpp"
+#include "nnterp/trace.hpp"
+
+namespace nnterp {
+
+class Tokenizer;
+
+// ---- activations ----------------------------------------------------------------------------
+
+// The activations of one token of each prompt at `layers`: [layers.size(), batch, hidden], in the
+// model's dtype. The forward pass stops right after the last requested layer. `point` is any
+// per-layer [B, T, H] point (layer input/output, attention or MLP input/output).
+torch::Tensor get_token_activations(const StandardizedTransformer& model, const TraceInput& prompts, int64_t idx = -1,
+                                    const std::vector<int>& layers = {}, Point point = Point::LayerOutput);
+
+// get_token_activations over batches of `batch_size` prompts, concatenated: [layers, N, hidden].
+// (collect.hpp has the variant that streams to disk.)
+torch::Tensor collect_token_activations_batched(const StandardizedTransformer& model, const TraceInput& prompts,
+                                                int64_t batch_size, const std::vector<int>& layers = {},
+                                                int64_t idx = -1, Point point = Point::LayerOutput);
+
+// ---- lenses ----------------------------------------------------------------------------------
+
+struct LensOptions {
+  std::vector<int> layers;   // empty: every layer
+  int64_t idx = -1;          // the token read in each prompt
+  int64_t batch_size = 32;
+};
+
+// The logit lens: softmax(project_on_vocab(layers_output[l][:, idx])) for each layer:
+// [batch, layers, vocab] probabilities. At the last layer this is the model's next-token distribution.
+torch::Tensor logit_lens(const StandardizedTransformer& model, const TraceInput& prompts, const LensOptions& options = {});
+
+struct LogitLensResult {
+  torch::Tensor probs;          // [batch, layers, vocab]
+  torch::Tensor inverse_probs;  // [batch, layers, vocab]: softmax(project_on_vocab(-hidden)), what each layer suppresses
+  std::vector<int> layers;      // the layers, resolved
+};
+// The logit lens and, with `inverse`, the inverse lens (nnterp's return_inv_logits).
+LogitLensResult logit_lens_with_inverse(const StandardizedTransformer& model, const TraceInput& prompts,
+                                        const LensOptions& options = {}, bool inverse = true);
+
+// The model's next-token distribution (softmax of the last position's logits): [batch, vocab].
+torch::Tensor next_token_probs(const StandardizedTransformer& model, const TraceInput& prompts, int64_t batch_size = 32);
+
+// ---- prompts with target tokens --------------------------------------------------------------
+
+// For each word, the first token of `word` and of `" " + word` (a bare space token is dropped),
+// de-duplicated in order. When the tokenizer adds a prefix space (both forms give the same first
+// token), the token after a "🍐" prefix is used instead, as nnterp does.
+std::vector<int64_t> get_first_tokens(const std::vector<std::string>& words, const Tokenizer& tokenizer);
+
+// A token claimed by several target categories.
+struct TokenCollision {
+  int64_t token;
+  std::vector<std::string> categories;
+};
+
+struct Prompt {
+  std::string prompt;
+  std::map<std::string, std::vector<int64_t>> target_tokens;       // category → token ids
+  std::map<std::string, std::vector<std::string>> target_strings;  // category → the words they came from
+  std::vector<int64_t> token_ids;  // the prompt pre-tokenized (used instead of `prompt` when not empty)
+
+  // Target tokens from words (see get_first_tokens). Throws Error(InvalidArgument) naming the token
+  // and both categories when two categories share a token, unless `allow_collisions`.
+  static Prompt from_strings(const std::string& prompt, const std::map<std::string, std::vector<std::string>>& targets,
+                             const Tokenizer& tokenizer, bool allow_collisions = false);
+  static Prompt from_strings(const std::string& prompt, const std::map<std::string, std::vector<std::string>>& targets,
+                             const StandardizedTransformer& model, bool allow_collisions = false);
+
+  std::vector<TokenCollision> collisions(const std::vector<std::string>& ignore = {}) const;
+  bool has_no_collisions(const std::vector<std::string>& ignore = {}) const { return collisions(ignore).empty(); }
+  // Each category's summed probability: probs [..., vocab] → {category: [...]}.
+  std::map<std::string, torch::Tensor> get_target_probs(const torch::Tensor& probs) const;
+};
+
+// What run_prompts computes per batch: [batch, layers, vocab] probabilities.
+using ProbsFunction = std::function<torch::Tensor(const StandardizedTransformer&, const TraceInput&)>;
+ProbsFunction next_token_probs_fn();                         // [batch, 1, vocab] (the default)
+ProbsFunction logit_lens_fn(const LensOptions& options = {});  // [batch, layers, vocab]
+
+struct RunPromptsOptions {
+  int64_t batch_size = 32;
+  ProbsFunction probs;   // default next_token_probs_fn()
+  bool progress = true;  // a progress bar on stderr when it is a terminal
+};
+
+// Runs every prompt (in batches) and returns each category's probability mass:
+// {category: [N, layers]} (layers = 1 for next-token probabilities). All prompts must have the same
+// categories, and either all be text or all be token ids.
+std::map<std::string, torch::Tensor> run_prompts(const StandardizedTransformer& model, const std::vector<Prompt>& prompts,
+                                                 const RunPromptsOptions& options = {});
+
+// ---- patchscopes -----------------------------------------------------------------------------
+
+struct TargetPrompt {
+  std::string prompt;
+  int64_t index_to_patch = -1;
+  std::vector<int64_t> token_ids;  // the target pre-tokenized (used instead of `prompt` when not empty)
+};
+
+// The patchscopes paper's target: sep.join(w + rel + w) + sep + placeholder, patched at the
+// placeholder. Default: "king king\n1135 1135\nhello hello\n?".
+TargetPrompt repeat_prompt(const std::vector<std::string>& words = {"king", "1135", "hello"},
+                           const std::string& rel = " ", const std::string& sep = "\n",
+                           const std::string& placeholder = "?", int64_t index_to_patch = -1);
+
+struct PatchscopeOptions {
+  std::vector<int> layers;   // empty: every layer
+  int64_t source_idx = -1;   // the source token whose hidden state is patched in
+  int64_t batch_size = 32;
+};
+
+// For each layer l: the target prompt(s) run with layers_output[l] at index_to_patch replaced by
+// the source's hidden state at layer l; returns the targets' next-token probabilities,
+// [N sources, layers, vocab]. `targets`: empty → repeat_prompt(); one → used for every source;
+// else one per source.
+torch::Tensor patchscope_lens(const StandardizedTransformer& model, const TraceInput& sources,
+                              const std::vector<TargetPrompt>& targets = {}, const PatchscopeOptions& options = {});
+// The same from given latents [layers, N, hidden] (options.layers says which layer each row patches).
+torch::Tensor patchscope_lens(const StandardizedTransformer& model, const torch::Tensor& latents,
+                              const std::vector<TargetPrompt>& targets = {}, const PatchscopeOptions& options = {});
+
+// ---- steering vectors from data --------------------------------------------------------------
+
+struct SteeringVectorOptions {
+  int64_t idx = -1;
+  int64_t batch_size = 32;
+  Point point = Point::LayerOutput;
+};
+// mean(activations of `positive`) − mean(activations of `negative`) at token `idx`: [layers, hidden].
+// Use a row with Trace::steer.
+torch::Tensor steering_vectors(const StandardizedTransformer& model, const TraceInput& positive, const TraceInput& negative,
+                               const std::vector<int>& layers, const SteeringVectorOptions& options = {});
+// One layer: [hidden].
+torch::Tensor steering_vector(const StandardizedTransformer& model, const TraceInput& positive, const TraceInput& negative,
+                              int layer, const SteeringVectorOptions& options = {});
+
+// ---- tables ----------------------------------------------------------------------------------
+
+// A table of JSON cells (strings, numbers, arrays), printable as CSV or JSON.
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<std::vector<nlohmann::json>> rows;
+  std::string to_csv() const;       // RFC 4180 quoting; arrays are written space-separated
+  nlohmann::json to_json() const;   // [{column: value, ...}, ...]
+};
+
+// One row per prompt: prompt, then per category (sorted) <cat>_words, <cat>_tokens (token
+// strings, with a tokenizer), <cat>_ids, and, given run_prompts results, <cat>_prob ([N, 1]) or
+// <cat>_prob.<layer> columns ([N, layers]; `layers` names them, default 0..L-1).
+Table prompts_to_table(const std::vector<Prompt>& prompts, const std::map<std::string, torch::Tensor>& results = {},
+                       const Tokenizer* tokenizer = nullptr, const std::vector<int>& layers = {});
+
+// ---- helpers shared by the methods (and useful to callers) ------------------------------------
+
+// The layer list resolved against the model: empty → all, negatives from the end; throws on out of range.
+std::vector<int> resolve_layers(const StandardizedTransformer& model, const std::vector<int>& layers);
+// Rows of token ids left-padded into a batch (pad: the tokenizer's padding id, else 0).
+TokenBatch left_pad(const std::vector<std::vector<int64_t>>& rows, int64_t pad_id = 0);
+// The number of prompts of an input, and rows [begin, end) of it (padding columns that became
+// empty are dropped).
+int64_t input_size(const TraceInput& input);
+TraceInput input_slice(const TraceInput& input, int64_t begin, int64_t end);
+// Tokenizes (model.tokenize) and checks left padding.
+TokenBatch tokenize_left_padded(const StandardizedTransformer& model, const TraceInput& input);
+// The column of token `idx` of each row of a left-padded mask [B, T]: [B] int64.
+torch::Tensor token_positions(const torch::Tensor& attention_mask, int64_t idx, const std::string& what = "idx");
+
+}  // namespace nnterp

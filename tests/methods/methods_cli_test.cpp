@@ -1,0 +1,182 @@
+// The CLI commands over the methods: logit-lens, patchscope, collect, run-prompts, patch, with
+// --inputs (pre-tokenized, models without a tokenizer), prompts (a model with a tokenizer),
+// --json and --out.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "methods/methods_helpers.hpp"
+#include "nnterp/safetensors.hpp"
+
+namespace nnterp::testing {
+namespace {
+
+struct CliResult {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+CliResult nnterp_cli(const std::string& args) {
+  CliResult r;
+  std::string cmd = std::string(NNTERP_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+nlohmann::json json_of(const CliResult& r) {
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON: " << r.out;
+    return {};
+  }
+}
+
+class MethodsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(NNTERP_CLI_PATH)) GTEST_SKIP() << "build nnterp_cli first: " << NNTERP_CLI_PATH;
+  }
+  std::string llama = (hf_fixture_dir() / "llama").string();
+  std::string inputs = (hf_fixture_dir() / "llama" / "expected.safetensors").string();  // input_ids + attention_mask, B = 2
+};
+
+TEST_F(MethodsCli, LogitLensWithInputsJsonAndOut) {
+  TempDir tmp("cli_lens");
+  auto out = (tmp.path / "lens.safetensors").string();
+  auto r = nnterp_cli("logit-lens " + llama + " --inputs " + inputs + " --inverse --top 3 --json --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = json_of(r);
+  ASSERT_EQ(j["prompts"].size(), 2u);
+  EXPECT_EQ(j["prompts"][0]["layers"].size(), 3u);
+  EXPECT_EQ(j["prompts"][0]["layers"][2]["top"].size(), 3u);
+  EXPECT_EQ(j["prompts"][0]["layers"][2]["top"][0]["token"].get<std::string>().rfind("#", 0), 0u);  // no tokenizer: ids
+  auto f = io::SafetensorsFile::open(out);
+  EXPECT_EQ(f->tensor("probs").sizes(), (std::vector<int64_t>{2, 3, 1000}));
+  EXPECT_EQ(f->tensor("inverse_probs").sizes(), (std::vector<int64_t>{2, 3, 1000}));
+  StandardizedTransformer model(llama);
+  Fixture fx("llama");
+  EXPECT_TRUE(close(f->tensor("probs"), logit_lens(model, TokenBatch{fx.input_ids, fx.attention_mask})));
+  // Prompts need a tokenizer: a clear error.
+  auto bad = nnterp_cli("logit-lens " + llama + " --prompt hello");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("no tokenizer"), std::string::npos) << bad.out;
+}
+
+TEST_F(MethodsCli, LogitLensAndPatchscopeWithPrompts) {
+  auto tiny = tiny_model_dir().string();
+  auto r = nnterp_cli("logit-lens " + tiny + " --prompt \"the cat\" --prompt \"Paris is\" --layers -1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("prompt 1: \"Paris is\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer   2:"), std::string::npos) << r.out;
+  auto p = nnterp_cli("patchscope " + tiny + " --prompt Paris --layers 0,1 --json");
+  ASSERT_EQ(p.code, 0) << p.out;
+  auto j = json_of(p);
+  EXPECT_EQ(j["target"], "king king\n1135 1135\nhello hello\n?");
+  EXPECT_EQ(j["sources"][0]["layers"].size(), 2u);
+}
+
+TEST_F(MethodsCli, PatchscopeWithInputsAndTargetIds) {
+  TempDir tmp("cli_ps");
+  auto out = (tmp.path / "ps.safetensors").string();
+  auto r = nnterp_cli("patchscope " + llama + " --inputs " + inputs + " --target-ids 5,17,5,17,9 --json --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(json_of(r)["sources"].size(), 2u);
+  EXPECT_EQ(io::SafetensorsFile::open(out)->tensor("probs").sizes(), (std::vector<int64_t>{2, 3, 1000}));
+  auto bad = nnterp_cli("patchscope " + llama + " --inputs " + inputs);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("--target-ids"), std::string::npos) << bad.out;
+}
+
+TEST_F(MethodsCli, CollectToShardsAndToOneFile) {
+  TempDir tmp("cli_collect");
+  auto dir = (tmp.path / "acts").string(), out = (tmp.path / "acts.safetensors").string();
+  auto r = nnterp_cli("collect " + llama + " --inputs " + inputs + " --layers 0,2 --shard-size 1 --out-dir " + dir + " --out " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = json_of(r);
+  EXPECT_EQ(j["shards"], 2);
+  EXPECT_EQ(j["shards_written"], 2);
+  auto again = json_of(nnterp_cli("collect " + llama + " --inputs " + inputs + " --layers 0,2 --shard-size 1 --out-dir " + dir + " --json"));
+  EXPECT_EQ(again["shards_skipped"], 2);
+  auto acts = io::SafetensorsFile::open(out)->tensor("activations");
+  EXPECT_EQ(acts.sizes(), (std::vector<int64_t>{2, 2, 64}));
+  EXPECT_TRUE(close(load_activations(dir), acts));
+  StandardizedTransformer model(llama);
+  Fixture fx("llama");
+  EXPECT_TRUE(close(acts, get_token_activations(model, TokenBatch{fx.input_ids, fx.attention_mask}, -1, {0, 2})));
+  // Prompts from a text file, with a tokenizer.
+  std::ofstream(tmp.path / "prompts.txt") << "the cat\nParis is\n\nhello world\n";
+  auto t = nnterp_cli("collect " + tiny_model_dir().string() + " --prompts " + (tmp.path / "prompts.txt").string() +
+                      " --point attn_output --out " + out + " --json");
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_EQ(json_of(t)["num_prompts"], 3);
+}
+
+TEST_F(MethodsCli, RunPromptsWithWordsAndWithTokenIds) {
+  TempDir tmp("cli_rp");
+  auto jsonl = (tmp.path / "p.jsonl").string();
+  std::ofstream(jsonl) << R"({"prompt": "The capital of France is", "targets": {"fr": ["Paris"], "en": ["London"]}})" << "\n"
+                       << R"({"prompt": "le chat", "targets": {"fr": ["est", 5], "en": "is"}})" << "\n";
+  auto tiny = tiny_model_dir().string();
+  auto csv = nnterp_cli("run-prompts " + tiny + " --prompts " + jsonl);
+  ASSERT_EQ(csv.code, 0) << csv.out;
+  EXPECT_EQ(csv.out.rfind("prompt,en_words,en_tokens,en_ids,en_prob,fr_words,fr_tokens,fr_ids,fr_prob\n", 0), 0u) << csv.out;
+  auto j = json_of(nnterp_cli("run-prompts " + tiny + " --prompts " + jsonl + " --lens logit-lens --json"));
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_TRUE(j[1].contains("fr_prob.2")) << j.dump();
+  EXPECT_EQ(j[1]["fr_ids"].size(), 3u);  // "est", "Ġest", 5
+  // Token ids in --inputs, target ids in the JSONL (no tokenizer).
+  auto targets = (tmp.path / "t.jsonl").string();
+  std::ofstream(targets) << R"({"targets": {"a": [11, 12], "b": [13]}})" << "\n" << R"({"targets": {"a": [11], "b": [14]}})" << "\n";
+  auto out = (tmp.path / "rp.safetensors").string();
+  auto r = nnterp_cli("run-prompts " + llama + " --inputs " + inputs + " --prompts " + targets + " --json --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto rows = json_of(r);
+  StandardizedTransformer model(llama);
+  Fixture fx("llama");
+  auto probs = next_token_probs(model, TokenBatch{fx.input_ids, fx.attention_mask});
+  EXPECT_NEAR(rows[0]["a_prob"].get<double>(), (probs[0][11] + probs[0][12]).item<double>(), 1e-6);
+  EXPECT_NEAR(rows[1]["b_prob"].get<double>(), probs[1][14].item<double>(), 1e-6);
+  EXPECT_EQ(io::SafetensorsFile::open(out)->tensor("a").sizes(), (std::vector<int64_t>{2, 1}));
+  // Collisions are refused unless allowed.
+  std::ofstream(targets) << R"({"targets": {"a": [11, 12], "b": [12]}})" << "\n" << R"({"targets": {"a": [11], "b": [14]}})" << "\n";
+  auto bad = nnterp_cli("run-prompts " + llama + " --inputs " + inputs + " --prompts " + targets);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("--allow-collisions"), std::string::npos) << bad.out;
+  EXPECT_EQ(nnterp_cli("run-prompts " + llama + " --inputs " + inputs + " --prompts " + targets + " --allow-collisions").code, 0);
+}
+
+TEST_F(MethodsCli, PatchWithInputsAndWithPrompts) {
+  TempDir tmp("cli_patch");
+  Fixture fx("llama");
+  auto corrupted = fx.input_ids.clone();
+  corrupted.select(1, -2).fill_(7);
+  auto cpath = (tmp.path / "corrupted.safetensors").string();
+  io::save_safetensors(cpath, {{"input_ids", corrupted}, {"attention_mask", fx.attention_mask}});
+  auto out = (tmp.path / "patch.safetensors").string();
+  auto r = nnterp_cli("patch " + llama + " --inputs " + inputs + " --corrupted-inputs " + cpath +
+                      " --correct-id 11 --incorrect-id 12 --json --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = json_of(r);
+  EXPECT_EQ(j["dims"], nlohmann::json({"layer", "position"}));
+  ASSERT_EQ(j["values"].size(), 3u);
+  const size_t T = static_cast<size_t>(fx.input_ids.size(1));
+  ASSERT_EQ(j["values"][2].size(), T);
+  EXPECT_NEAR(j["values"][2][T - 1].get<double>(), j["clean_metric"].get<double>(), 1e-4);
+  EXPECT_EQ(io::SafetensorsFile::open(out)->tensor("values").sizes(), (std::vector<int64_t>{3, static_cast<int64_t>(T)}));
+  auto text = nnterp_cli("patch " + tiny_model_dir().string() + " --prompt \"the cat is\" --corrupted-prompt \"the dog is\" " +
+                         "--correct \" red\" --incorrect \" blue\" --point v --all-positions");
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("layer head"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace nnterp::testing
