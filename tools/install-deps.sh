@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev
   libonig-dev libutf8proc-dev           # tokenizer regexes and Unicode normalization
   libgtest-dev libgmock-dev libbenchmark-dev
+  chromium                              # headless browser for tests/browser (the HTML plots)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
