@@ -153,6 +153,18 @@ torch::Tensor patchscope_lens(const StandardizedTransformer& model, const TraceI
 torch::Tensor patchscope_lens(const StandardizedTransformer& model, const torch::Tensor& latents,
                               const std::vector<TargetPrompt>& targets = {}, const PatchscopeOptions& options = {});
 
+// Generation from a patchscope: the target prompt is generated from once per source, with the
+// source's hidden state (layer `layer`, token `options.source_idx`) written into the target's
+// `index_to_patch` position at the output of layer `layer` during the prompt pass (step 0). The
+// patched keys/values stay in the KV cache, so every generated token sees the patch.
+// Returns one row per source ([N, T + max_new_tokens] ids, decoded texts when there is a tokenizer).
+GenerateResult patchscope_generate(const StandardizedTransformer& model, const TraceInput& sources, int layer,
+                                   const TargetPrompt& target = repeat_prompt(), int max_new_tokens = 10,
+                                   int64_t source_idx = -1);
+// The same from latents [N, hidden] patched at `layer`.
+GenerateResult patchscope_generate(const StandardizedTransformer& model, const torch::Tensor& latents, int layer,
+                                   const TargetPrompt& target = repeat_prompt(), int max_new_tokens = 10);
+
 // ---- steering vectors from data --------------------------------------------------------------
 
 struct SteeringVectorOptions {

@@ -253,5 +253,24 @@ TEST_F(Toy, PatchscopeWithTheRepeatPromptDecodesTheSourceEntity) {
   }
 }
 
+TEST_F(Toy, PatchscopeGenerateWritesOutTheSourceEntity) {
+  const std::vector<std::string> sources = {"France", "Paris", "cat", "German"};
+  auto result = patchscope_generate(*model, sources, /*layer=*/2, repeat_prompt(), /*max_new_tokens=*/3);
+  ASSERT_EQ(result.texts.size(), sources.size());
+  for (size_t s = 0; s < sources.size(); ++s)
+    EXPECT_EQ(result.texts[s].rfind(" " + sources[s], 0), 0u) << sources[s] << " -> " << json(result.texts[s]).dump();
+}
+
+TEST_F(Toy, PatchscopeGenerateWithTheTargetsOwnStateIsPlainGeneration) {
+  // Patching the target's own hidden state at its own position changes nothing.
+  auto target = repeat_prompt();
+  auto own = get_token_activations(*model, target.prompt, target.index_to_patch, {2}).select(0, 0);  // [1, hidden]
+  auto patched = patchscope_generate(*model, own, 2, target, 4);
+  GenerateOptions options;
+  options.max_new_tokens = 4;
+  auto plain = model->generate(target.prompt, options);
+  EXPECT_TRUE(torch::equal(patched.ids, plain.ids));
+}
+
 }  // namespace
 }  // namespace nnterp::testing
