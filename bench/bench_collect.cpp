@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "gpt2_small.hpp"
 #include "nnterp/methods.hpp"
 #include "nnterp/model.hpp"
 #include "nnterp/safetensors.hpp"
@@ -25,40 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kLayers = 12, kHidden = 768, kHeads = 12, kVocab = 50257, kPositions = 1024, kInner = 4 * kHidden;
-
-fs::path write_checkpoint(const fs::path& dir) {
-  fs::create_directories(dir);
-  std::ofstream(dir / "config.json") << fmt::format(
-      R"({{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
-  "n_embd": {}, "n_head": {}, "n_layer": {}, "n_positions": {}, "vocab_size": {}, "layer_norm_epsilon": 1e-05,
-  "tie_word_embeddings": true}})",
-      kHidden, kHeads, kLayers, kPositions, kVocab);
-  torch::manual_seed(0);
-  auto normal = [](std::vector<int64_t> shape) { return torch::randn(shape) * 0.02; };
-  std::vector<std::pair<std::string, torch::Tensor>> w;
-  w.emplace_back("transformer.wte.weight", normal({kVocab, kHidden}));
-  w.emplace_back("transformer.wpe.weight", normal({kPositions, kHidden}));
-  for (int64_t i = 0; i < kLayers; ++i) {
-    const std::string p = "transformer.h." + std::to_string(i) + ".";
-    w.emplace_back(p + "ln_1.weight", torch::ones({kHidden}));
-    w.emplace_back(p + "ln_1.bias", torch::zeros({kHidden}));
-    w.emplace_back(p + "attn.c_attn.weight", normal({kHidden, 3 * kHidden}));
-    w.emplace_back(p + "attn.c_attn.bias", normal({3 * kHidden}));
-    w.emplace_back(p + "attn.c_proj.weight", normal({kHidden, kHidden}));
-    w.emplace_back(p + "attn.c_proj.bias", normal({kHidden}));
-    w.emplace_back(p + "ln_2.weight", torch::ones({kHidden}));
-    w.emplace_back(p + "ln_2.bias", torch::zeros({kHidden}));
-    w.emplace_back(p + "mlp.c_fc.weight", normal({kHidden, kInner}));
-    w.emplace_back(p + "mlp.c_fc.bias", normal({kInner}));
-    w.emplace_back(p + "mlp.c_proj.weight", normal({kInner, kHidden}));
-    w.emplace_back(p + "mlp.c_proj.bias", normal({kHidden}));
-  }
-  w.emplace_back("transformer.ln_f.weight", torch::ones({kHidden}));
-  w.emplace_back("transformer.ln_f.bias", torch::zeros({kHidden}));
-  nnterp::io::save_safetensors(dir / "model.safetensors", w, {{"format", "pt"}});
-  return dir;
-}
+using nnterp::bench::kVocab;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -92,7 +60,7 @@ int main(int argc, char** argv) {
   auto report = nnterp::configure_threads(threads);
   const fs::path tmp = fs::temp_directory_path() / ("nnterp_bench_collect_" + std::to_string(::getpid()));
   fs::remove_all(tmp);
-  auto dir = write_checkpoint(tmp / "gpt2_small");
+  auto dir = nnterp::bench::write_gpt2_small(tmp / "gpt2_small");
   nnterp::StandardizedTransformer model(dir.string());
 
   std::mt19937 rng(0);
