@@ -232,9 +232,10 @@ void Trace::skip_layer(int layer, const torch::Tensor& with) { skip_layers(layer
 
 void Trace::skip_layers(int first, int last, const torch::Tensor& with) {
   if (first > last) throw Error(ErrorKind::InvalidArgument, "skip_layers", "first layer " + std::to_string(first) + " is after last layer " + std::to_string(last));
-  auto& input = at(PointId{Point::LayerInput, first});  // also validates `first` and the order
+  // Pause the forward at layer `first` (this also checks the index and the forward order), so the
+  // skips below are in place before the layer runs.
+  at(PointId{Point::LayerInput, first});
   engine_.validate(PointId{Point::LayerOutput, last});
-  (void)input;
   // Every skipped layer passes its input on (or outputs `with`), so layer `last` outputs the input
   // of `first` (or `with`). An undefined replacement means "the layer's input" (see Engine::skip_layer).
   for (int layer = first; layer <= last; ++layer) engine_.set_skip(layer, with);
