@@ -9,9 +9,12 @@
 //     logits = t.logits();
 //   });
 //
-// The body runs on the calling thread; the forward pass runs on a worker thread in lock-step
-// with it: reading a point blocks until the forward reaches it, and the forward waits while the
-// body works on that point. Points must be visited in forward order (see Point in points.hpp).
+// The body and the forward pass take turns on the calling thread (the forward runs on a stack of
+// its own, so no second thread is involved and a switch costs well under a microsecond): reading
+// a point runs the forward until it reaches that point, and the forward waits while the body works
+// on it. Points must be visited in forward order (see Point in points.hpp); use a Trace only on the
+// thread that runs its body. Autograd state (grad mode, inference mode) is kept separately for the
+// body and the forward: a NoGradGuard in the body does not change how the forward runs.
 // `t.layers_output[i]` is a reference to the live value: in-place ops edit the forward, assignment
 // replaces the value (same shape and dtype, checked), and the forward continues with it once the
 // body asks for a later point or returns. A reference stays valid for the whole trace, but a write
@@ -38,6 +41,10 @@ class Trace;
 
 struct TraceOptions {
   bool grad = false;  // run with autograd: points may be requires_grad_()'d and backward() called
+  // Once the body has edited a point (assignment, in-place op, steer, skip), every later point is
+  // checked for NaN/Inf, and the first one to hold any is named in a warning on stderr (once per
+  // trace). Costs one pass over each later activation, and nothing in traces that only read.
+  bool check_non_finite = true;
 };
 
 // The inputs of a trace: token ids with their attention mask (left padding).

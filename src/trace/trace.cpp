@@ -1,11 +1,12 @@
-// The trace engine: the body on the caller's thread, the forward on a worker thread, in
-// lock-step. The forward only stops at the one point the body is waiting for; every other point
-// costs one comparison.
+// The trace engine: the body on the caller's stack, the forward pass on a Fiber (its own stack,
+// same thread), taking turns. The forward only pauses at the one point the body is waiting for;
+// every other point costs one comparison.
 #include "nnterp/trace.hpp"
 
-#include <condition_variable>
+#include <c10/core/AutogradState.h>
+
+#include <iostream>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "core/tensor_text.hpp"
@@ -13,16 +14,17 @@
 #include "nnterp/error.hpp"
 #include "nnterp/forward.hpp"
 #include "nnterp/model.hpp"
+#include "trace/fiber.hpp"
 
 namespace nnterp {
 
 namespace {
 
-struct Aborted {};  // unwinds the worker when the body failed or finished early
+struct Aborted {};  // unwinds the forward when the body failed or finished early
 
 std::pair<int, int> key(const PointId& p) { return {static_cast<int>(p.point), p.layer}; }
 
-// Sets autograd on or off for the current thread (grad mode is thread-local in libtorch).
+// Sets autograd on or off for the current thread for the scope.
 struct GradModeScope {
   explicit GradModeScope(bool enabled) : previous(c10::GradMode::is_enabled()) { c10::GradMode::set_enabled(enabled); }
   ~GradModeScope() { c10::GradMode::set_enabled(previous); }
@@ -32,32 +34,38 @@ struct GradModeScope {
 }  // namespace
 
 struct Trace::Engine : PointHooks {
-  enum class Phase { NotStarted, Running, Paused, Done };
-
   const StandardizedTransformer& model;
   ForwardInput input;
   TraceOptions options;
+  const std::thread::id owner = std::this_thread::get_id();
 
-  std::mutex mutex;
-  std::condition_variable changed;
-  Phase phase = Phase::NotStarted;
-  std::optional<PointId> requested;   // what the body waits for; nullopt: run to the end
-  std::optional<PointId> position;    // the last point the forward reached
-  bool missed = false;                // the forward passed `requested` without meeting it
-  bool abort = false, stop_requested = false;
+  std::optional<PointId> requested;  // what the body waits for; nullopt: run to the end
+  std::optional<PointId> position;   // where the forward is paused (or last was)
+  bool missed = false;               // the forward passed `requested` without meeting it
+  bool abort = false, stop_requested = false, done = false;
   std::map<std::pair<int, int>, torch::Tensor> slots;  // values handed to the body, by point
   std::map<int, torch::Tensor> skips;                  // layer → replacement output
   std::exception_ptr forward_error;
   torch::Tensor logits;
-  std::thread worker;
+  std::optional<std::string> last_edit;  // the latest point (or method) the body edited
+  bool non_finite_reported = false;
+  trace_detail::Fiber fiber{[this] { run_forward(); }};
+  // Autograd state is thread-local and the body and the forward share a thread: each side keeps
+  // its own, so a NoGradGuard in the body cannot silently cut the forward's graph (or vice versa).
+  // (Copied from the caller's state, which also keeps this building on libtorch 2.x, whose
+  // AutogradState has more fields.)
+  c10::AutogradState forward_autograd = c10::AutogradState::get_tls_state();
 
-  Engine(const StandardizedTransformer& m, const ForwardInput& in, const TraceOptions& o) : model(m), input(in), options(o) {}
+  Engine(const StandardizedTransformer& m, const ForwardInput& in, const TraceOptions& o) : model(m), input(in), options(o) {
+    forward_autograd.set_grad_mode(o.grad);
+  }
   ~Engine() { abandon(); }
 
-  // ---- forward thread ----
+  // ---- forward side (on the fiber) ----
   void at(const PointId& point, torch::Tensor& value) override {
     if (stop_requested) throw StopForward{};
-    if (!requested) return;  // stable while the forward runs: the body only writes it while we wait
+    if (last_edit) check_finite(point, value);
+    if (!requested) return;  // stable while the forward runs: the body only changes it while we are paused
     if (point == *requested) return pause(point, value, false);
     if (requested->before(point)) return pause(point, value, true);
   }
@@ -73,52 +81,70 @@ struct Trace::Engine : PointHooks {
   }
 
   void pause(const PointId& point, torch::Tensor& value, bool passed) {
-    std::unique_lock<std::mutex> lock(mutex);
-    slots[key(point)] = value;
+    auto& slot = slots[key(point)];
+    slot = value;
     position = point;
     missed = passed;
-    phase = Phase::Paused;
-    changed.notify_all();
-    changed.wait(lock, [&] { return phase == Phase::Running || abort; });
+    const c10::TensorImpl* handed_out = value.unsafeGetTensorImpl();
+    const auto version = value._version();
+    fiber.suspend();
     if (abort) throw Aborted{};
-    value = slots[key(point)];  // the body may have assigned a new tensor (the decoder checks its shape)
+    if (options.check_non_finite && (slot.unsafeGetTensorImpl() != handed_out || slot._version() != version)) {
+      note_edit(point.name());
+      check_finite(point, slot);
+    }
+    value = slot;  // the body may have assigned a new tensor (the decoder checks its shape)
     if (stop_requested) throw StopForward{};
   }
 
-  void run_forward() {
-    GradModeScope grad(options.grad);
-    torch::Tensor result;
-    std::exception_ptr error;
-    try {
-      result = model.forward(input, this);
-    } catch (const Aborted&) {
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::lock_guard<std::mutex> lock(mutex);
-    logits = result;
-    forward_error = error;
-    phase = Phase::Done;
-    changed.notify_all();
+  void note_edit(const std::string& what) {
+    if (options.check_non_finite) last_edit = what;
   }
 
-  // ---- body thread ----
-  // Lets the forward run until it reaches `target` (nullopt: the end). Call with the lock held.
-  void advance(std::unique_lock<std::mutex>& lock, std::optional<PointId> target) {
-    requested = target;
-    if (phase == Phase::NotStarted) {
-      phase = Phase::Running;
-      worker = std::thread([this] { run_forward(); });
-    } else {
-      phase = Phase::Running;
-      changed.notify_all();
+  // Warns, once per trace, at the first point holding NaN/Inf after an edit: a silently
+  // non-finite activation would otherwise surface only as NaN logits, far from its cause.
+  void check_finite(const PointId& point, const torch::Tensor& value) {
+    if (non_finite_reported || !value.defined() || !value.is_floating_point()) return;
+    torch::NoGradGuard no_grad;
+    const auto finite = torch::isfinite(value);
+    if (finite.all().item<bool>()) return;
+    non_finite_reported = true;
+    const auto where = finite.logical_not().nonzero()[0];
+    std::string index;
+    for (int64_t d = 0; d < where.size(0); ++d) index += (d ? ", " : "") + std::to_string(where[d].item<int64_t>());
+    std::cerr << "nnterp: warning: NaN/Inf first appears at " << point.name() << " (first at index [" << index
+              << "]), after the trace body edited " << *last_edit
+              << "; set TraceOptions::check_non_finite = false to turn this check off\n";
+  }
+
+  void run_forward() {
+    try {
+      logits = model.forward(input, this);
+    } catch (const Aborted&) {
+    } catch (...) {
+      forward_error = std::current_exception();
     }
-    changed.wait(lock, [&] { return phase == Phase::Paused || phase == Phase::Done; });
+    done = true;
+  }
+
+  // ---- body side ----
+  // Lets the forward run until it reaches `target` (nullopt: the end).
+  void advance(std::optional<PointId> target) {
+    requested = target;
+    switch_to_forward();
     if (forward_error) {
       auto error = forward_error;
       forward_error = nullptr;
       std::rethrow_exception(error);
     }
+  }
+
+  void switch_to_forward() {
+    const c10::AutogradState body_autograd = c10::AutogradState::get_tls_state();
+    c10::AutogradState::set_tls_state(forward_autograd);
+    fiber.resume();
+    forward_autograd = c10::AutogradState::get_tls_state();
+    c10::AutogradState::set_tls_state(body_autograd);
   }
 
   void validate(const PointId& p) const {
@@ -131,45 +157,48 @@ struct Trace::Engine : PointHooks {
       throw Error(ErrorKind::InvalidArgument, p.name(), "this " + spec.name + " model has no router (it is not a mixture of experts)");
   }
 
+  void check_thread(const std::string& what) const {
+    if (std::this_thread::get_id() != owner)
+      throw Error(ErrorKind::InvalidArgument, what,
+                  "a trace's points can only be used on the thread that runs the trace body",
+                  "copy what other threads need out of the body (e.g. clone() the tensor)");
+  }
+
+  bool paused() const { return fiber.started() && !done; }
+
   torch::Tensor& request(const PointId& p) {
+    check_thread(p.name());
     validate(p);
-    std::unique_lock<std::mutex> lock(mutex);
     if (stop_requested) throw Error(ErrorKind::InvalidArgument, p.name(), "the trace was stopped before this point");
-    if (phase == Phase::Paused && position && *position == p) {
+    if (paused() && position && *position == p) {
       missed = false;
       return slots[key(p)];
     }
     if (position && (p.before(*position) || *position == p)) throw OutOfOrderError(p.name(), position->name());
-    if (phase == Phase::Done) throw Error(ErrorKind::InvalidArgument, p.name(), "the forward pass has already finished");
-    advance(lock, p);
-    if (phase == Phase::Done)
-      throw Error(ErrorKind::InvalidArgument, p.name(), "the forward pass ended without reaching this point");
+    if (done) throw Error(ErrorKind::InvalidArgument, p.name(), "the forward pass has already finished");
+    advance(p);
+    if (done) throw Error(ErrorKind::InvalidArgument, p.name(), "the forward pass ended without reaching this point");
     if (missed)
       throw Error(ErrorKind::InvalidArgument, p.name(),
                   "the forward pass went past this point without producing it (it is at " + position->name() + ")");
     return slots[key(p)];
   }
 
-  void set_skip(int layer, const torch::Tensor& with) {
-    std::lock_guard<std::mutex> lock(mutex);  // read by the forward only after it resumes
+  void set_skip(int layer, const torch::Tensor& with) {  // read when the forward resumes
     skips[layer] = with;
+    note_edit("layers." + std::to_string(layer) + " (skipped)");
   }
 
   torch::Tensor finish() {
-    std::unique_lock<std::mutex> lock(mutex);
-    if (phase != Phase::Done) advance(lock, std::nullopt);
-    lock.unlock();
-    if (worker.joinable()) worker.join();
+    if (!done) advance(std::nullopt);
     return logits;
   }
 
+  // Unwinds a paused forward (its stack holds live tensors) without computing anything more.
   void abandon() {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      abort = true;
-      changed.notify_all();
-    }
-    if (worker.joinable()) worker.join();
+    if (!paused()) return;
+    abort = true;
+    switch_to_forward();
   }
 };
 
@@ -242,7 +271,7 @@ void Trace::skip_layers(int first, int last, const torch::Tensor& with) {
 }
 
 void Trace::stop() {
-  std::lock_guard<std::mutex> lock(engine_.mutex);
+  engine_.check_thread("stop()");
   engine_.stop_requested = true;
 }
 
@@ -262,14 +291,16 @@ torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput
   }
   Trace::Engine engine(model, input, options);
   Trace trace(engine);
-  {
-    GradModeScope grad(options.grad);
-    try {
-      body(trace);
-    } catch (...) {
-      engine.abandon();
-      throw;
-    }
+  GradModeScope grad(options.grad);
+  std::exception_ptr body_error;
+  try {
+    body(trace);
+  } catch (...) {
+    body_error = std::current_exception();
+  }
+  if (body_error) {
+    engine.abandon();  // outside the handler: the forward unwinds with no exception being handled here
+    std::rethrow_exception(body_error);
   }
   return engine.finish();
 }

@@ -55,12 +55,15 @@ TEST_P(TraceTest, ReadingEveryPointLeavesLogitsBitIdentical) {
 }
 
 TEST_P(TraceTest, WritingEveryPointBackUnchangedLeavesLogitsBitIdentical) {
+  ::testing::internal::CaptureStderr();
   auto logits = model->trace(batch(), [&](Trace& t) {
     for (const auto& p : all_points()) {
       auto& v = t.at(p);
       v = v.clone();
     }
   });
+  // Every point after the first write was checked for NaN/Inf, pads included: none may be flagged.
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   EXPECT_TRUE(torch::equal(logits, clean));
 }
 
@@ -281,6 +284,84 @@ TEST_F(TraceErrors, TwoThreadsTracingOneModelAtOnceBothGetCorrectResults) {
   a.join();
   b.join();
   EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(TraceErrors, UsingATraceFromAnotherThreadIsAClearError) {
+  std::string error;
+  auto logits = model->trace(batch(), [&](Trace& t) {
+    std::thread other([&] {
+      try {
+        t.layers_output[1];
+      } catch (const Error& e) {
+        error = e.what();
+      }
+    });
+    other.join();
+  });
+  EXPECT_NE(error.find("layers.1.output"), std::string::npos) << error;
+  EXPECT_NE(error.find("only be used on the thread that runs the trace body"), std::string::npos) << error;
+  EXPECT_TRUE(torch::equal(logits, clean));
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, ATraceInsideATraceBodyWorks) {
+  torch::Tensor inner_h1, outer_h1;
+  auto logits = model->trace(batch(), [&](Trace& t) {
+    outer_h1 = t.layers_output[1].clone();
+    auto inner_logits = model->trace(batch(), [&](Trace& u) { inner_h1 = u.layers_output[1].clone(); });
+    EXPECT_TRUE(torch::equal(inner_logits, clean));
+    t.layers_output[2];
+  });
+  EXPECT_TRUE(torch::equal(inner_h1, outer_h1));
+  EXPECT_TRUE(torch::equal(logits, clean));
+}
+
+TEST_F(TraceErrors, NoGradGuardInTheBodyDoesNotCutTheForwardGraph) {
+  TraceOptions with_grad;
+  with_grad.grad = true;
+  bool logits_require_grad = false, body_grad_mode = true;
+  model->trace(batch(), [&](Trace& t) {
+    torch::NoGradGuard body_only;
+    t.layers_output[1].requires_grad_(true);
+    logits_require_grad = t.logits().requires_grad();
+    body_grad_mode = c10::GradMode::is_enabled();
+  }, with_grad);
+  EXPECT_TRUE(logits_require_grad);  // the forward from layer 1 on still ran with autograd
+  EXPECT_FALSE(body_grad_mode);      // and the body kept its own mode
+}
+
+TEST_F(TraceErrors, NonFiniteWarningNamesTheFirstPointAfterAnEdit) {
+  // Finite edits whose sum overflows: layer 1's residual (input + attention output) becomes Inf,
+  // and its pre-MLP RMSNorm turns that into NaN (Inf · rsqrt(Inf) = Inf · 0).
+  ::testing::internal::CaptureStderr();
+  model->trace(batch(), [&](Trace& t) {
+    t.layers_output[0].fill_(3e38);
+    t.attentions_output[1] = torch::full_like(t.attentions_output[1], 3e38);
+  });
+  const auto err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("NaN/Inf first appears at layers.1.mlp_input (first at index [0, 0, 0]), after the trace body "
+                     "edited layers.1.attn_output"), std::string::npos) << err;
+  expect_model_still_works();
+}
+
+TEST_F(TraceErrors, NonFiniteWarningNamesTheEditedPointItselfAndIsGivenOnce) {
+  const int64_t T = fx->input_ids.size(1);
+  ::testing::internal::CaptureStderr();
+  model->trace(batch(), [&](Trace& t) { t.mlps_output[0].index_put_({1, T - 1, 2}, INFINITY); });
+  const auto err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("NaN/Inf first appears at layers.0.mlp_output (first at index [1, " + std::to_string(T - 1) +
+                     ", 2]), after the trace body edited layers.0.mlp_output"), std::string::npos) << err;
+  EXPECT_EQ(err.find("NaN/Inf", err.find("NaN/Inf") + 1), std::string::npos) << "warned more than once: " << err;
+}
+
+TEST_F(TraceErrors, NonFiniteCheckCanBeTurnedOffAndIsSilentForFiniteEdits) {
+  TraceOptions quiet;
+  quiet.check_non_finite = false;
+  ::testing::internal::CaptureStderr();
+  auto nan_logits = model->trace(batch(), [&](Trace& t) { t.layers_output[0].fill_(NAN); }, quiet);
+  model->trace(batch(), [&](Trace& t) { t.steer({0, 1}, torch::ones({model->hidden_size()}), 2.0); });
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_TRUE(torch::isnan(nan_logits).any().item<bool>());
 }
 
 TEST_F(TraceErrors, GradientMatchesFiniteDifference) {
