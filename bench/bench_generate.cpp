@@ -12,12 +12,7 @@
 using namespace nnterp;
 
 int main(int argc, char** argv) {
-  int reps = 3, threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--reps") reps = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-  }
+  const auto [reps, threads] = bench::parse_reps_threads(argc, argv, 3);
   auto report = configure_threads(threads);
   bench::Gpt2Small checkpoint;
   StandardizedTransformer model(checkpoint.dir.string());

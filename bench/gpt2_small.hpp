@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -60,6 +61,21 @@ struct Gpt2Small {
   std::filesystem::path dir = write_gpt2_small(root / "gpt2_small");
   ~Gpt2Small() { std::filesystem::remove_all(root); }
 };
+
+// `--reps N` and `--threads N` (as the CLI's --threads; 0: every core), read as flag/value pairs;
+// any other pair is skipped.
+struct RepsThreads {
+  int reps = 0, threads = 0;
+};
+inline RepsThreads parse_reps_threads(int argc, char** argv, int default_reps) {
+  RepsThreads out{default_reps, 0};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--reps") out.reps = std::atoi(argv[i + 1]);
+    else if (a == "--threads") out.threads = std::atoi(argv[i + 1]);
+  }
+  return out;
+}
 
 inline double seconds(const std::function<void()>& fn) {
   auto start = std::chrono::steady_clock::now();

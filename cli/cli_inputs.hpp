@@ -3,12 +3,17 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <istream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "nnterp/model.hpp"
 #include "nnterp/trace.hpp"
+
+namespace nnterp::io {
+class SafetensorsFile;
+}
 
 namespace nnterp::cli {
 
@@ -34,8 +39,15 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path);
 // int64 input_ids [B, T] (+ attention_mask [B, T], default all ones) from a safetensors file.
 TokenBatch read_token_inputs(const std::string& path);
 
+// The same readers on content already open (tests, fuzzing: fuzz/fuzz_cli_inputs.cpp); `where`
+// names the source in errors. `jsonl` picks the JSONL format, as a .jsonl/.json/.ndjson path does.
+std::vector<std::string> read_prompts(std::istream& in, bool jsonl, const std::string& where);
+std::vector<nlohmann::json> read_jsonl(std::istream& in, const std::string& where);
+TokenBatch read_token_inputs(const io::SafetensorsFile& file);
+
 // "all" (or empty), "0,2,5", "3-6", "-1" → layer numbers (negatives count from the end).
 std::vector<int> parse_layers(const std::string& spec, const StandardizedTransformer& model);
+std::vector<int> parse_layers(const std::string& spec, int64_t num_layers);
 
 // A token for display: the tokenizer's decoded text (JSON-escaped when shown), or "#id" without a tokenizer.
 std::string token_display(const StandardizedTransformer& model, int64_t id);

@@ -89,8 +89,7 @@ static CommandRegistration collect_command(50, [](CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "stored dtype: f32 (default), f16, bf16");
   cmd->add_flag("--overwrite", o->overwrite, "replace a different collection already in --out-dir");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar (it is only drawn on a terminal anyway)");
-  cmd->add_option("--out", o->out, "also save activations [layers, prompts, hidden] to one safetensors file");
-  cmd->add_flag("--json", o->json, "print a JSON summary");
+  add_json_out_options(*cmd, *o, o->out, "print a JSON summary", "also save activations [layers, prompts, hidden] to one safetensors file");
   cmd->footer("Examples:\n  nnterp collect gpt2 --prompts prompts.txt --layers 4,8,11 --out-dir acts/\n"
               "  nnterp collect path/to/model --inputs in.safetensors --out acts.safetensors --json");
   cmd->callback([o] { run_collect(*o); });

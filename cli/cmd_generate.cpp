@@ -138,7 +138,7 @@ static CommandRegistration generate_command(35, [](CLI::App& app) {
   sub->add_option("--threads", cmd->common.threads, "threads for the matmuls (default: every core)");
   sub->add_option("--inputs", cmd->inputs, "pre-tokenized prompts: safetensors with int64 input_ids + attention_mask")->check(CLI::ExistingFile);
   sub->add_option("--out", cmd->out, "write generated_ids [B, T+N] and attention_mask to this safetensors file");
-  sub->add_option("--max-new-tokens", cmd->generation.max_new_tokens, "tokens to generate (default 20)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-new-tokens", cmd->generation.max_new_tokens, "tokens to generate, at least 1 (default 20)")->check(CLI::PositiveNumber);
   sub->add_option("--temperature", cmd->generation.temperature, "0 = greedy (default)")->check(CLI::NonNegativeNumber);
   sub->add_option("--top-k", cmd->generation.top_k, "sample among the k most likely tokens (0 = off)");
   sub->add_option("--top-p", cmd->generation.top_p, "nucleus sampling mass (1 = off)");

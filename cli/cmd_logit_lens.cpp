@@ -17,18 +17,6 @@ struct LogitLensCmd : CommonOptions {
   bool inverse = false;
 };
 
-static nlohmann::json top_json(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
-  nlohmann::json out = nlohmann::json::array();
-  for (auto [id, p] : top_k(probs, k)) out.push_back({{"id", id}, {"token", token_display(model, id)}, {"prob", p}});
-  return out;
-}
-
-static std::string top_text(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
-  std::string s;
-  for (auto [id, p] : top_k(probs, k)) s += fmt::format("  {:>14} {:.3f}", nlohmann::json(token_display(model, id)).dump(), p);
-  return s;
-}
-
 static void run_logit_lens(const LogitLensCmd& o) {
   auto model = load_model(prepare(o));
   auto prompts = resolve_prompts(o.source);
@@ -58,7 +46,7 @@ static void run_logit_lens(const LogitLensCmd& o) {
     j["prompts"] = nlohmann::json::array();
     for (int64_t b = 0; b < B; ++b) {
       nlohmann::json p;
-      p["prompt"] = prompts.tokens ? nlohmann::json(nullptr) : nlohmann::json(prompts.prompts[static_cast<size_t>(b)]);
+      p["prompt"] = prompt_json(prompts, b);
       p["layers"] = nlohmann::json::array();
       for (size_t li = 0; li < r.layers.size(); ++li) {
         nlohmann::json l{{"layer", r.layers[li]}, {"top", top_json(model, r.probs[b][static_cast<int64_t>(li)], o.top)}};
@@ -71,7 +59,7 @@ static void run_logit_lens(const LogitLensCmd& o) {
     return;
   }
   for (int64_t b = 0; b < B; ++b) {
-    fmt::print("prompt {}{}\n", b, prompts.tokens ? "" : ": " + nlohmann::json(prompts.prompts[static_cast<size_t>(b)]).dump());
+    fmt::print("prompt {}{}\n", b, prompts.tokens ? "" : ": " + prompt_json(prompts, b).dump());
     for (size_t li = 0; li < r.layers.size(); ++li) {
       fmt::print("  layer {:>3}:{}\n", r.layers[li], top_text(model, r.probs[b][static_cast<int64_t>(li)], o.top));
       if (o.inverse) fmt::print("    inverse:{}\n", top_text(model, r.inverse_probs[b][static_cast<int64_t>(li)], o.top));
@@ -89,8 +77,7 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
   cmd->add_flag("--inverse", o->inverse, "also the inverse lens: project_on_vocab(-hidden)");
   cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", o->json, "print JSON");
-  cmd->add_option("--out", o->out, "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
+  add_json_out_options(*cmd, *o, o->out, "print JSON", "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
   cmd->add_option("--html", o->html, "also write an interactive heatmap (layers x top tokens, probabilities on hover) to this HTML file");
   cmd->footer("Examples:\n  nnterp logit-lens gpt2 --prompt \"The capital of France is\"\n"
               "  nnterp logit-lens --prompt \"The capital of France is\" --html lens.html\n"

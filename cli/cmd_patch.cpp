@@ -142,8 +142,7 @@ static CommandRegistration patch_command(60, [](CLI::App& app) {
   cmd->add_flag("--normalized", o->normalized, "show (value - corrupted) / (clean - corrupted)");
   cmd->add_option("--batch-size", o->batch_size, "rows per forward pass (several patches run together; default 32)")
       ->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", o->json, "print JSON");
-  cmd->add_option("--out", o->out, "save values (and layers, positions, metrics) to this safetensors file");
+  add_json_out_options(*cmd, *o, o->out, "print JSON", "save values (and layers, positions, metrics) to this safetensors file");
   cmd->footer("Examples:\n  nnterp patch gpt2 --prompt \"The Eiffel Tower is in\" --corrupted-prompt \"The Colosseum is in\" "
               "--correct \" Paris\" --incorrect \" Rome\"\n"
               "  nnterp patch path/to/model --inputs clean.safetensors --corrupted-inputs corrupted.safetensors "

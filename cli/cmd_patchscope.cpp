@@ -62,27 +62,19 @@ static void run_patchscope(const PatchscopeCmd& o) {
     j["sources"] = nlohmann::json::array();
     for (int64_t n = 0; n < N; ++n) {
       nlohmann::json s;
-      s["prompt"] = sources.tokens ? nlohmann::json(nullptr) : nlohmann::json(sources.prompts[static_cast<size_t>(n)]);
+      s["prompt"] = prompt_json(sources, n);
       s["layers"] = nlohmann::json::array();
-      for (size_t li = 0; li < po.layers.size(); ++li) {
-        nlohmann::json top = nlohmann::json::array();
-        for (auto [id, p] : top_k(probs[n][static_cast<int64_t>(li)], o.top))
-          top.push_back({{"id", id}, {"token", token_display(model, id)}, {"prob", p}});
-        s["layers"].push_back({{"layer", po.layers[li]}, {"top", top}});
-      }
+      for (size_t li = 0; li < po.layers.size(); ++li)
+        s["layers"].push_back({{"layer", po.layers[li]}, {"top", top_json(model, probs[n][static_cast<int64_t>(li)], o.top)}});
       j["sources"].push_back(s);
     }
     fmt::print("{}\n", j.dump(2));
     return;
   }
   for (int64_t n = 0; n < N; ++n) {
-    fmt::print("source {}{}\n", n, sources.tokens ? "" : ": " + nlohmann::json(sources.prompts[static_cast<size_t>(n)]).dump());
-    for (size_t li = 0; li < po.layers.size(); ++li) {
-      std::string s;
-      for (auto [id, p] : top_k(probs[n][static_cast<int64_t>(li)], o.top))
-        s += fmt::format("  {:>14} {:.3f}", nlohmann::json(token_display(model, id)).dump(), p);
-      fmt::print("  layer {:>3}:{}\n", po.layers[li], s);
-    }
+    fmt::print("source {}{}\n", n, sources.tokens ? "" : ": " + prompt_json(sources, n).dump());
+    for (size_t li = 0; li < po.layers.size(); ++li)
+      fmt::print("  layer {:>3}:{}\n", po.layers[li], top_text(model, probs[n][static_cast<int64_t>(li)], o.top));
   }
 }
 
@@ -100,8 +92,7 @@ static CommandRegistration patchscope_command(45, [](CLI::App& app) {
   cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", o->batch_size, "sources per forward pass (default 32)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", o->json, "print JSON");
-  cmd->add_option("--out", o->out, "save probs [sources, layers, vocab] to this safetensors file");
+  add_json_out_options(*cmd, *o, o->out, "print JSON", "save probs [sources, layers, vocab] to this safetensors file");
   cmd->footer("Examples:\n  nnterp patchscope gpt2 --prompt \"Paris\" --prompt \"the Eiffel Tower\"\n"
               "  nnterp patchscope path/to/model --inputs sources.safetensors --target-ids 5,17,5,17,9 --json");
   cmd->callback([o] { run_patchscope(*o); });

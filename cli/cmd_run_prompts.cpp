@@ -139,8 +139,8 @@ static CommandRegistration run_prompts_command(55, [](CLI::App& app) {
   cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
   cmd->add_flag("--allow-collisions", o->allow_collisions, "allow a token in several categories");
   cmd->add_option("--csv", o->csv, "also write the table to this CSV file");
-  cmd->add_flag("--json", o->json, "print the table as JSON (default: CSV)");
-  cmd->add_option("--out", o->out, "save each category's probabilities [N, layers] to this safetensors file");
+  add_json_out_options(*cmd, *o, o->out, "print the table as JSON (default: CSV)",
+                       "save each category's probabilities [N, layers] to this safetensors file");
   cmd->add_option("--html", o->html, "also write each category's probability across layers as an interactive plot (HTML)");
   cmd->footer("Example:\n  echo '{\"prompt\": \"Le chat\", \"targets\": {\"fr\": [\"est\"], \"en\": [\"is\"]}}' > p.jsonl\n"
               "  nnterp run-prompts gpt2 --prompts p.jsonl --lens logit-lens --json");

@@ -1,7 +1,10 @@
 #include "common.hpp"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 
+#include "cli_inputs.hpp"
 #include "commands.hpp"
 #include "nnterp/threading.hpp"
 
@@ -18,6 +21,28 @@ void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_require
                              "default: the embedded toy model");
   if (model_required) opt->required();
   cmd.add_option("--threads", options.threads, "threads for the matmuls (default: every core)")->check(CLI::NonNegativeNumber);
+}
+
+void add_json_out_options(CLI::App& cmd, CommonOptions& options, std::string& out, const std::string& json_help,
+                          const std::string& out_help) {
+  cmd.add_flag("--json", options.json, json_help);
+  cmd.add_option("--out", out, out_help);
+}
+
+nlohmann::json prompt_json(const TraceInput& prompts, int64_t i) {
+  return prompts.tokens ? nlohmann::json(nullptr) : nlohmann::json(prompts.prompts[static_cast<size_t>(i)]);
+}
+
+nlohmann::json top_json(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
+  nlohmann::json out = nlohmann::json::array();
+  for (auto [id, p] : top_k(probs, k)) out.push_back({{"id", id}, {"token", token_display(model, id)}, {"prob", p}});
+  return out;
+}
+
+std::string top_text(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k) {
+  std::string s;
+  for (auto [id, p] : top_k(probs, k)) s += fmt::format("  {:>14} {:.3f}", nlohmann::json(token_display(model, id)).dump(), p);
+  return s;
 }
 
 std::string prepare(const CommonOptions& options) {

@@ -2,7 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "nnterp/model.hpp"
+#include "nnterp/trace.hpp"
 
 namespace nnterp::cli {
 
@@ -16,5 +20,16 @@ struct CommonOptions {
 void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_required = false);
 // Applies --threads (see threading.hpp) and returns the model name to load.
 std::string prepare(const CommonOptions& options);
+// --json (print JSON: `json_help`) and --out FILE (save tensors to a safetensors file: `out_help`), the
+// output options of the commands that compute tensors.
+void add_json_out_options(CLI::App& cmd, CommonOptions& options, std::string& out, const std::string& json_help,
+                          const std::string& out_help);
+
+// Prompt `i` of `prompts` for JSON output: its text, or null for token inputs.
+nlohmann::json prompt_json(const TraceInput& prompts, int64_t i);
+// The `k` most probable tokens of `probs` [vocab]: [{"id", "token", "prob"}, ...] for --json, and
+// "  <token> <prob>" repeated for text output.
+nlohmann::json top_json(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k);
+std::string top_text(const StandardizedTransformer& model, const torch::Tensor& probs, int64_t k);
 
 }  // namespace nnterp::cli

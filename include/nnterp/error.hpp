@@ -3,6 +3,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace nnterp {
 
@@ -36,6 +38,10 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
   std::string subject_, message_, hint_;
 };
+
+// The candidate closest to `query` by edit distance (the first of equals), for "did you mean"
+// hints; empty when there are no candidates.
+std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates);
 
 // Reading a trace point that the forward pass has already passed.
 class OutOfOrderError : public Error {

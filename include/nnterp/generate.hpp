@@ -27,8 +27,12 @@ namespace nnterp {
 
 class StandardizedTransformer;
 
+// Checked before anything runs (Error(InvalidArgument) naming the option): max_new_tokens >= 1,
+// temperature >= 0, top_k >= 0, top_p in (0, 1], repetition_penalty > 0, the pad id inside the
+// vocabulary; prompts must be left-padded (every row ends with a real token); with learned
+// absolute positions, the longest prompt + max_new_tokens - 1 must fit the model's positions.
 struct GenerateOptions {
-  int max_new_tokens = 20;
+  int max_new_tokens = 20;          // >= 1
   double temperature = 0.0;         // 0: greedy (argmax)
   int top_k = 0;                    // 0: off; sampling only
   double top_p = 1.0;               // 1: off; sampling only

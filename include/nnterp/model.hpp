@@ -56,6 +56,10 @@ class StandardizedTransformer {
   std::vector<ModuleInfo> modules() const;
 
   // One forward pass; see ForwardInput. Logits [B, T, V].
+  // Inputs are checked (docs/bad_inputs.md): int64 [B, T] ids in [0, vocab), a bool/integer 0/1
+  // mask with at least one 1 per row (left or right padding both work). Learned absolute positions
+  // are a hard limit (Error); rotary/ALiBi models run beyond config.json's max_position_embeddings
+  // and warn once per model on stderr.
   torch::Tensor forward(const ForwardInput& input, PointHooks* hooks = nullptr) const;
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         PointHooks* hooks = nullptr) const;
@@ -68,7 +72,9 @@ class StandardizedTransformer {
   std::vector<int64_t> eos_token_ids() const;
   std::optional<int64_t> pad_token_id() const;
 
-  // Token ids + attention mask for prompts (left padding), or the given tokens checked.
+  // Token ids + attention mask for prompts (left padding), or the given tokens checked as forward()
+  // checks them. An empty prompt list, or a prompt with no token (an empty string with a tokenizer
+  // that adds no BOS), is an Error naming the prompt's index.
   TokenBatch tokenize(const TraceInput& inputs) const;
 
   // The model's own final norm + lm_head + final scaling/soft-cap applied to a residual-stream tensor.

@@ -1,5 +1,7 @@
 #include "nnterp/error.hpp"
 
+#include <algorithm>
+
 namespace nnterp {
 
 const char* to_string(ErrorKind kind) {
@@ -40,5 +42,34 @@ OutOfOrderError::OutOfOrderError(const std::string& requested, const std::string
             "the forward pass has already passed this point (it is at " + current + ")",
             "access points in forward order: embeddings, then layers 0..L-1 (input, attention, "
             "MLP, output), then ln_final and logits") {}
+
+namespace {
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string nearest_name(std::string_view query, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = 0;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(query, c);
+    if (best.empty() || d < best_distance) best = c, best_distance = d;
+  }
+  return best;
+}
 
 }  // namespace nnterp

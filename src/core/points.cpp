@@ -62,21 +62,6 @@ bool PointId::before(const PointId& o) const {
   return static_cast<int>(point) < static_cast<int>(o.point);
 }
 
-static size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 PointId parse_point(std::string_view name) {
   // A per-layer name is "layers.<n>.<rest>": replace the number by "{i}" and look the pattern up.
   std::string pattern(name);
@@ -91,11 +76,10 @@ PointId parse_point(std::string_view name) {
   }
   for (const auto& info : point_table())
     if (pattern == info.pattern) return PointId{info.point, info.per_layer() ? layer : -1};
-  const PointInfo* nearest = &point_table().front();
-  for (const auto& info : point_table())
-    if (edit_distance(pattern, info.pattern) < edit_distance(pattern, nearest->pattern)) nearest = &info;
+  std::vector<std::string> patterns;
+  for (const auto& info : point_table()) patterns.emplace_back(info.pattern);
   throw Error(ErrorKind::InvalidArgument, std::string(name), "unknown point name",
-              std::string("did you mean '") + nearest->pattern + "'? (`nnterp points` lists them all)");
+              "did you mean '" + nearest_name(pattern, patterns) + "'? (`nnterp points` lists them all)");
 }
 
 }  // namespace nnterp

@@ -4,9 +4,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <random>
 
+#include "model/arch.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/model.hpp"
 #include "nnterp/tokenizer.hpp"
@@ -29,13 +31,52 @@ namespace {
 
 bool sampling(const GenerateOptions& o) { return o.temperature > 0 || o.top_k > 0 || o.top_p < 1.0; }
 
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Written so that NaN fails every check.
 void check_options(const GenerateOptions& o) {
-  auto bad = [](const std::string& what, const std::string& why) { throw Error(ErrorKind::InvalidArgument, what, why); };
-  if (o.max_new_tokens < 0) bad("max_new_tokens", "must be >= 0");
-  if (o.temperature < 0) bad("temperature", "must be >= 0 (0 is greedy)");
-  if (o.top_k < 0) bad("top_k", "must be >= 0 (0 is off)");
-  if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p", "must lie in (0, 1]");
-  if (!(o.repetition_penalty > 0)) bad("repetition_penalty", "must be > 0 (1 is off)");
+  auto bad = [](const std::string& what, const std::string& why, const std::string& hint = "") {
+    throw Error(ErrorKind::InvalidArgument, what, why, hint);
+  };
+  if (o.max_new_tokens <= 0)
+    bad("max_new_tokens", "must be >= 1, got " + std::to_string(o.max_new_tokens),
+        "to score a prompt without generating, use forward() or trace()");
+  if (!(o.temperature >= 0)) bad("temperature", "must be >= 0 (0 is greedy), got " + number_text(o.temperature));
+  if (o.top_k < 0) bad("top_k", "must be >= 0 (0 is off), got " + std::to_string(o.top_k));
+  if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p", "must lie in (0, 1] (1 is off), got " + number_text(o.top_p));
+  if (!(o.repetition_penalty > 0)) bad("repetition_penalty", "must be > 0 (1 is off), got " + number_text(o.repetition_penalty));
+}
+
+// Generation appends after the last column: every row must end with a real token (left padding).
+void check_left_padded(const torch::Tensor& mask) {
+  auto last_real = mask.select(1, -1).ne(0);
+  if (last_real.all().item<bool>()) return;
+  const int64_t b = last_real.logical_not().nonzero()[0][0].item<int64_t>();
+  throw Error(ErrorKind::InvalidArgument, "attention_mask",
+              "prompt row " + std::to_string(b) +
+                  " ends with padding (its mask is 0 in the last column): generation appends new tokens after the last "
+                  "column, so prompts must be left-padded",
+              "pad on the left (BatchOptions::padding_side = PaddingSide::Left, the default of model.tokenize)");
+}
+
+// With learned absolute positions, the last forward step sees position (longest prompt + max_new_tokens - 2).
+void check_position_budget(const StandardizedTransformer& model, const torch::Tensor& mask, int max_new_tokens) {
+  const auto& spec = model.arch();
+  if (spec.positions != model::PositionKind::Learned || spec.max_positions <= 0) return;
+  const int64_t longest = mask.ne(0).sum(1).max().item<int64_t>();
+  const int64_t needed = longest + max_new_tokens - 1;  // the last generated token is never fed back
+  if (needed <= spec.max_positions) return;
+  const int64_t room = spec.max_positions - longest + 1;
+  throw Error(ErrorKind::InvalidArgument, "max_new_tokens",
+              "a prompt of " + std::to_string(longest) + " tokens plus " + std::to_string(max_new_tokens) +
+                  " new tokens needs " + std::to_string(needed) + " positions, but the model has " +
+                  std::to_string(spec.max_positions) + " learned positions",
+              room >= 1 ? "lower max_new_tokens to at most " + std::to_string(room) + " or shorten the prompt"
+                        : "shorten the prompt to at most " + std::to_string(spec.max_positions) + " tokens");
 }
 
 // HF's RepetitionPenaltyLogitsProcessor: every token already in the sequence has its logit divided
@@ -79,11 +120,19 @@ torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& seen, con
 GenerateResult generate(const StandardizedTransformer& model, const TraceInput& inputs, const GenerateOptions& options,
                         const StepBody& body) {
   check_options(options);
-  TokenBatch batch = model.tokenize(inputs);
+  TokenBatch batch = model.tokenize(inputs);  // checks ids, mask values and empty rows
   const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+  check_left_padded(batch.attention_mask);
+  check_position_budget(model, batch.attention_mask, options.max_new_tokens);
   std::vector<int64_t> eos = options.eos_token_ids.empty() ? model.eos_token_ids() : options.eos_token_ids;
   const int64_t pad = options.pad_token_id ? *options.pad_token_id
                                            : model.pad_token_id().value_or(eos.empty() ? 0 : eos.front());
+  if (options.stop_at_eos && !eos.empty() && (pad < 0 || pad >= model.vocab_size()))
+    throw Error(ErrorKind::InvalidArgument, "pad_token_id",
+                "the id padding finished rows, " + std::to_string(pad) + ", is outside the vocabulary [0, " +
+                    std::to_string(model.vocab_size()) + ")",
+                options.pad_token_id ? "set GenerateOptions::pad_token_id to an id of this model"
+                                     : "the model's config gives this pad id: set GenerateOptions::pad_token_id");
   at::Generator generator = options.seed ? at::detail::createCPUGenerator(*options.seed)
                                          : at::detail::createCPUGenerator(static_cast<uint64_t>(std::random_device{}()));
   torch::NoGradGuard no_grad;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <fstream>
 
+#include "io/json_limits.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp {
@@ -12,6 +13,7 @@ using nlohmann::json;
 
 Config::Config(nlohmann::json j, std::string source) : json_(std::move(j)), source_(std::move(source)) {
   if (!json_.is_object()) throw Error(ErrorKind::Config, source_, "config is not a JSON object");
+  io::check_json_depth(io::json_value_depth(json_), source_);  // before anything copies or dumps it
 }
 
 Config Config::load(const std::filesystem::path& path) {

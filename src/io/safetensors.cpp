@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/json_limits.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::io {
@@ -109,6 +111,7 @@ struct SafetensorsParser {
                "the file is corrupt or not a safetensors file");
       size = static_cast<size_t>(nul - text);
     }
+    check_json_depth(json_text_depth(std::string_view(text, size)), where);
     json header;
     try {
       header = json::parse(text, text + size, detect_duplicates);
@@ -302,8 +305,10 @@ static std::vector<fs::path> single_safetensors_in(const fs::path& dir) {
 static json read_index(const fs::path& index_path) {
   std::ifstream in(index_path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, index_path.string(), "cannot open");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_json_depth(json_text_depth(text), index_path.string());
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Format, index_path.string(), std::string("invalid JSON: ") + e.what());
   }
@@ -416,7 +421,9 @@ void save_safetensors(const fs::path& path, const std::vector<std::pair<std::str
   std::vector<torch::Tensor> contiguous;
   uint64_t offset = 0;
   std::set<std::string> seen;
-  for (const auto& [name, tensor] : tensors) {
+  for (const auto& entry : tensors) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const torch::Tensor& tensor = entry.second;
     auto fail = [&](const std::string& what) {
       throw Error(ErrorKind::InvalidArgument, path.string() + " (tensor '" + name + "')", what);
     };

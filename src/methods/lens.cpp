@@ -74,7 +74,9 @@ std::vector<int64_t> encode_for_model(const StandardizedTransformer& model, cons
     throw Error(ErrorKind::InvalidArgument, what, "is text but the model has no tokenizer (no tokenizer.json in " + model.path().string() + ")",
                 "give token ids instead (TargetPrompt::token_ids, Prompt::token_ids, --target-inputs)");
   auto ids = tok->encode_ids(text, true);
-  if (ids.empty()) throw Error(ErrorKind::InvalidArgument, what, "is empty after tokenization");
+  if (ids.empty())
+    throw Error(ErrorKind::InvalidArgument, what, "is empty after tokenization (and the tokenizer adds no BOS token)",
+                "give a non-empty prompt: a forward pass needs at least one token");
   return ids;
 }
 

@@ -12,9 +12,12 @@ GenerateResult patchscope_generate(const StandardizedTransformer& model, const t
   const int64_t H = model.hidden_size();
   if (!latents.defined() || latents.dim() != 2 || latents.size(1) != H || latents.size(0) == 0)
     throw Error(ErrorKind::Shape, "patchscope latents", "expected [N, hidden = " + std::to_string(H) + "], got " + tensor_text(latents));
-  if (layer < 0) layer += static_cast<int>(model.num_layers());
-  if (layer < 0 || layer >= model.num_layers())
-    throw Error(ErrorKind::InvalidArgument, "patchscope layer", "layer out of range (the model has " + std::to_string(model.num_layers()) + ")");
+  const int L = static_cast<int>(model.num_layers());
+  if (layer < -L || layer >= L)
+    throw Error(ErrorKind::InvalidArgument, "patchscope layer",
+                "layer " + std::to_string(layer) + " is out of range: the model has " + std::to_string(L) + " layers (0.." +
+                    std::to_string(L - 1) + ", or -1..-" + std::to_string(L) + " from the end)");
+  if (layer < 0) layer += L;
   TokenBatch one = target.token_ids.empty()
                        ? model.tokenize(TraceInput(target.prompt))
                        : TokenBatch{torch::tensor(target.token_ids, torch::kInt64).unsqueeze(0), {}};

@@ -120,7 +120,7 @@ std::map<std::string, torch::Tensor> run_prompts(const StandardizedTransformer& 
                                                  const RunPromptsOptions& options) {
   methods_detail::check_batch_size(options.batch_size);
   torch::NoGradGuard no_grad;
-  if (prompts.empty()) return {};
+  if (prompts.empty()) throw Error(ErrorKind::InvalidArgument, "prompts", "no prompt given", "give at least one Prompt");
   std::vector<std::string> categories;
   for (const auto& [c, ids] : prompts[0].target_tokens) categories.push_back(c);
   if (categories.empty()) throw Error(ErrorKind::InvalidArgument, "prompt 0", "has no target category");

@@ -50,6 +50,12 @@ struct RotarySpec {
   double factor = 1.0;  // linear / llama3
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
   int64_t original_max_position = 8192;
+
+  bool operator==(const RotarySpec& o) const {
+    return dim == o.dim && layout == o.layout && theta == o.theta && scaling == o.scaling && factor == o.factor &&
+           low_freq_factor == o.low_freq_factor && high_freq_factor == o.high_freq_factor &&
+           original_max_position == o.original_max_position;
+  }
 };
 
 // Per-layer attention geometry: which positions a query sees and how positions are encoded.
@@ -196,6 +202,21 @@ Activation activation_from_name(const std::string& hf_name, const std::string& s
 // legacy pattern P (layer i sliding iff (i+1) % P != 0), else from `fallback`.
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t num_layers,
                                              std::function<bool(int64_t)> fallback);
+// Config keys naming one value, the first present winning (HF renamed many: "n_embd" → "hidden_size").
+struct ConfigKeys {
+  const char* first = nullptr;  // null: no key
+  const char* second = nullptr;
+};
+// Where read_sizes finds the sizes of a model whose blocks use LayerNorm (gpt2 and its relatives).
+struct SizeKeys {
+  ConfigKeys hidden, layers, heads;
+  ConfigKeys eps;            // LayerNorm epsilon, default 1e-5; no key: always 1e-5
+  ConfigKeys max_positions = {};  // no key: no hard limit
+};
+// Reads, in this order: hidden, num_layers, vocab ("vocab_size"), max_positions, num_heads (also
+// num_kv_heads: no GQA) and the LayerNorm eps; head_dim = hidden / heads. Missing keys throw as
+// Config::integer does, naming every alternative.
+void read_sizes(ArchSpec& a, const Config& c, const SizeKeys& keys);
 // torch_dtype/dtype etc. are ignored; this checks the common keys every llama-like model has.
 ArchSpec llama_like(const Config& c, const std::string& name, const std::string& hf_class);
 
@@ -203,5 +224,10 @@ ArchSpec llama_like(const Config& c, const std::string& name, const std::string&
 WeightSource src(std::string name, bool optional = false);
 WeightSource cat(std::vector<std::string> names, bool optional = false);
 void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias);
+// <std_prefix>.weight ← <hf_prefix>.weight, and when `with_bias` the optional <hf_prefix>.bias.
+void map_linear(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias);
+// A QK-norm of `kind` shaped like the block norm (a.norm), weights (and biases when `with_bias`)
+// from the HF norms `hf_q` / `hf_k` (names with "{i}").
+void use_qk_norm(ArchSpec& a, QkNorm kind, const std::string& hf_q, const std::string& hf_k, bool with_bias = false);
 
 }  // namespace nnterp::model

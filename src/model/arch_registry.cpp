@@ -23,6 +23,78 @@ std::vector<std::string> supported_model_types() {
   return out;
 }
 
+// Sanity ranges of the config.json sizes every architecture file reads, checked before a builder
+// runs: a zero head count would divide by zero, a negative or absurd layer count would size a
+// vector, and products such as 4 * hidden must not overflow. A present (non-null) key out of its
+// range is a Config error naming the key; the builders then read values they can compute with.
+struct SizeRange {
+  std::initializer_list<const char*> keys;
+  int64_t min, max;
+  const char* what;
+};
+static void check_config_sizes(const Config& c) {
+  static const SizeRange kRanges[] = {
+      {{"num_hidden_layers", "n_layer", "n_layers", "num_layers"}, 1, int64_t{1} << 16, "a layer count"},
+      {{"hidden_size", "n_embd", "n_embed", "d_model", "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size",
+        "head_dim", "word_embed_proj_dim", "rotary_dim"},
+       1, int64_t{1} << 24, "a width"},
+      {{"num_attention_heads", "n_head", "n_heads", "num_heads", "num_key_value_heads", "num_kv_heads", "n_head_kv"},
+       1, int64_t{1} << 16, "a head count"},
+      {{"vocab_size"}, 1, int64_t{1} << 31, "a vocabulary size"},
+      {{"max_position_embeddings", "n_positions", "original_max_position_embeddings"}, 1, int64_t{1} << 40, "a position count"},
+      {{"num_experts", "num_local_experts", "num_experts_per_tok"}, 0, int64_t{1} << 16, "an expert count"},
+      {{"sliding_window", "window_size", "max_window_layers", "sliding_window_pattern", "_sliding_window_pattern",
+        "decoder_sparse_step", "num_ln_in_parallel_attn"},
+       0, int64_t{1} << 40, "a window, layer or step count"},
+  };
+  for (const auto& r : kRanges) {
+    for (const char* key : r.keys) {
+      if (!c.has(key)) continue;
+      const int64_t v = c.integer({key});
+      if (v < r.min || v > r.max)
+        throw Error(ErrorKind::Config, c.source(),
+                    "'" + std::string(key) + "' is " + std::to_string(v) + ", expected " + r.what + " in [" +
+                        std::to_string(r.min) + ", " + std::to_string(r.max) + "]");
+    }
+  }
+  for (const char* key : {"partial_rotary_factor", "rotary_pct"}) {
+    if (!c.has(key)) continue;
+    const double v = c.number({key});
+    if (!(v >= 0.0 && v <= 1.0))
+      throw Error(ErrorKind::Config, c.source(), "'" + std::string(key) + "' is " + c.json().at(key).dump() +
+                                                     ", expected a fraction of the head dimension in [0, 1]");
+  }
+}
+
+// The built ArchSpec must be one the decoder can run: positive sizes, whole kv groups, rotary
+// dims that fit a head, a top-k within the experts.
+static void check_spec(const ArchSpec& a, const Config& c) {
+  auto fail = [&](const std::string& what) { throw Error(ErrorKind::Config, c.source(), what); };
+  auto positive = [&](int64_t v, const char* name) {
+    if (v < 1) fail(std::string(name) + " is " + std::to_string(v) + ", expected a positive integer");
+  };
+  positive(a.num_layers, "the number of layers");
+  positive(a.hidden, "the hidden size");
+  positive(a.vocab, "the vocabulary size");
+  positive(a.attn.num_heads, "the number of attention heads");
+  positive(a.attn.num_kv_heads, "the number of key/value heads");
+  positive(a.attn.head_dim, "the head dimension (hidden_size / num_attention_heads or head_dim)");
+  positive(a.mlp.intermediate, "the MLP's intermediate size");
+  if (a.attn.num_heads % a.attn.num_kv_heads != 0)
+    fail("num_attention_heads (" + std::to_string(a.attn.num_heads) + ") is not a multiple of the key/value heads (" +
+         std::to_string(a.attn.num_kv_heads) + ")");
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    const auto& l = a.layers[i];
+    if (l.sliding_window < 0) fail("layer " + std::to_string(i) + " has a negative sliding window");
+    if (l.positions == PositionKind::Rotary && (l.rotary.dim < 0 || l.rotary.dim > a.attn.head_dim || l.rotary.dim % 2 != 0))
+      fail("layer " + std::to_string(i) + " rotates " + std::to_string(l.rotary.dim) +
+           " dims per head, expected an even number in [0, head_dim = " + std::to_string(a.attn.head_dim) + "]");
+  }
+  if (a.mlp.kind == MlpKind::MoE && (a.mlp.moe.num_experts < 1 || a.mlp.moe.top_k < 1 || a.mlp.moe.top_k > a.mlp.moe.num_experts))
+    fail("num_experts_per_tok (" + std::to_string(a.mlp.moe.top_k) + ") must be in [1, num_experts = " +
+         std::to_string(a.mlp.moe.num_experts) + "]");
+}
+
 ArchSpec arch_from_config(const Config& config) {
   std::string type = config.model_type();
   auto it = registry().find(type);
@@ -32,10 +104,12 @@ ArchSpec arch_from_config(const Config& config) {
     throw Error(ErrorKind::Unsupported, config.source(), "model_type '" + type + "' is not supported",
                 "supported model types: " + list);
   }
+  check_config_sizes(config);
   ArchSpec spec = it->second(config);
   if (spec.layers.size() != static_cast<size_t>(spec.num_layers))
     throw std::logic_error("architecture '" + type + "' built " + std::to_string(spec.layers.size()) +
                            " layer specs for " + std::to_string(spec.num_layers) + " layers");
+  check_spec(spec, config);
   return spec;
 }
 
@@ -110,9 +184,36 @@ WeightSource cat(std::vector<std::string> names, bool optional) {
   return WeightSource{std::move(names), WeightTransform::None, optional};
 }
 
-void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias) {
+void map_linear(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias) {
   w[std_prefix + ".weight"] = src(hf_prefix + ".weight");
   if (with_bias) w[std_prefix + ".bias"] = src(hf_prefix + ".bias", true);
+}
+
+void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias) {
+  map_linear(w, std_prefix, hf_prefix, with_bias);
+}
+
+void use_qk_norm(ArchSpec& a, QkNorm kind, const std::string& hf_q, const std::string& hf_k, bool with_bias) {
+  a.attn.qk_norm = kind;
+  a.attn.qk_norm_spec = a.norm;
+  map_norm(a.weights, "layers.{i}.attn.q_norm", hf_q, with_bias);
+  map_norm(a.weights, "layers.{i}.attn.k_norm", hf_k, with_bias);
+}
+
+static int64_t integer(const Config& c, const ConfigKeys& k) {
+  return k.second ? c.integer({k.first, k.second}) : c.integer({k.first});
+}
+
+void read_sizes(ArchSpec& a, const Config& c, const SizeKeys& keys) {
+  a.hidden = integer(c, keys.hidden);
+  a.num_layers = integer(c, keys.layers);
+  a.vocab = c.integer({"vocab_size"});
+  if (keys.max_positions.first) a.max_positions = integer(c, keys.max_positions);
+  a.attn.num_heads = a.attn.num_kv_heads = integer(c, keys.heads);
+  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  const ConfigKeys& e = keys.eps;
+  const double eps = !e.first ? 1e-5 : e.second ? c.number_or({e.first, e.second}, 1e-5) : c.number_or({e.first}, 1e-5);
+  a.norm = {NormKind::LayerNorm, eps};
 }
 
 ArchSpec llama_like(const Config& c, const std::string& name, const std::string& hf_class) {
@@ -144,8 +245,7 @@ ArchSpec llama_like(const Config& c, const std::string& name, const std::string&
   map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", false);
   w["layers.{i}.attn.qkv.weight"] = cat({L + "self_attn.q_proj.weight", L + "self_attn.k_proj.weight", L + "self_attn.v_proj.weight"});
   w["layers.{i}.attn.qkv.bias"] = cat({L + "self_attn.q_proj.bias", L + "self_attn.k_proj.bias", L + "self_attn.v_proj.bias"}, true);
-  w["layers.{i}.attn.o.weight"] = src(L + "self_attn.o_proj.weight");
-  w["layers.{i}.attn.o.bias"] = src(L + "self_attn.o_proj.bias", true);
+  map_linear(w, "layers.{i}.attn.o", L + "self_attn.o_proj", true);
   w["layers.{i}.mlp.gate_up.weight"] = cat({L + "mlp.gate_proj.weight", L + "mlp.up_proj.weight"});
   w["layers.{i}.mlp.down.weight"] = src(L + "mlp.down_proj.weight");
   w["final_norm.weight"] = src("model.norm.weight");

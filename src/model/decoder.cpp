@@ -40,10 +40,7 @@ struct Decoder::PassState {
   }
   const RotaryTables& tables(const RotarySpec& spec) {
     for (const auto& [s, t] : rotary)
-      if (s->dim == spec.dim && s->layout == spec.layout && s->theta == spec.theta && s->scaling == spec.scaling &&
-          s->factor == spec.factor && s->low_freq_factor == spec.low_freq_factor &&
-          s->high_freq_factor == spec.high_freq_factor && s->original_max_position == spec.original_max_position)
-        return t;
+      if (*s == spec) return t;
     rotary.emplace_back(&spec, rotary_tables(spec, position_ids));
     return rotary.back().second;
   }
@@ -180,32 +177,73 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
   return spec_.quirks.mlp_output_includes_residual ? m : h + scaled(m);
 }
 
-static void check_input(const ForwardInput& in, int64_t past, int64_t vocab) {
+// Every check on what a forward pass is given (also called by StandardizedTransformer::tokenize
+// on token inputs, so that a bad TokenBatch fails before any work).
+void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab);
+void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab) {
   const auto& ids = in.input_ids;
   if (!ids.defined() || ids.dim() != 2 || ids.scalar_type() != torch::kInt64)
     throw Error(ErrorKind::Shape, "input_ids",
                 "expected an int64 tensor [batch, tokens], got " +
-                    (ids.defined() ? shape_text(ids.sizes()) + " " + c10::toString(ids.scalar_type()) : std::string("none")));
-  if (ids.size(0) == 0 || ids.size(1) == 0) throw Error(ErrorKind::InvalidArgument, "input_ids", "empty batch or sequence");
+                    (ids.defined() ? shape_text(ids.sizes()) + " " + c10::toString(ids.scalar_type()) : std::string("none")),
+                !ids.defined()                          ? "give token ids [batch, tokens]"
+                : ids.dim() == 1                        ? "add the batch dimension: input_ids.unsqueeze(0)"
+                : ids.scalar_type() != torch::kInt64    ? "token ids are int64: convert with .to(torch::kInt64)"
+                                                        : "input_ids has two dimensions: [batch, tokens]");
+  if (ids.size(0) == 0 || ids.size(1) == 0)
+    throw Error(ErrorKind::InvalidArgument, "input_ids", "empty batch or sequence (shape " + shape_text(ids.sizes()) + ")",
+                "give at least one row with at least one token");
   auto [lo, hi] = torch::aminmax(ids);
-  if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= vocab)
+  if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= vocab) {
+    auto bad = ((ids < 0) | (ids >= vocab)).nonzero()[0];  // the first offending (row, position)
+    const int64_t b = bad[0].item<int64_t>(), t = bad[1].item<int64_t>();
     throw Error(ErrorKind::InvalidArgument, "input_ids",
-                "token ids must lie in [0, " + std::to_string(vocab) + "), got min " + std::to_string(lo.item<int64_t>()) +
-                    " max " + std::to_string(hi.item<int64_t>()),
-                "was the input tokenized with this model's tokenizer?");
+                "token ids must lie in [0, " + std::to_string(vocab) + "), got " + std::to_string(ids[b][t].item<int64_t>()) +
+                    " at row " + std::to_string(b) + ", position " + std::to_string(t) + " (min " +
+                    std::to_string(lo.item<int64_t>()) + ", max " + std::to_string(hi.item<int64_t>()) + ")",
+                "was the input tokenized with this model's tokenizer? Padding positions need a valid id too (the mask hides them)");
+  }
   const auto& mask = in.attention_mask;
-  if (mask.defined() && (mask.dim() != 2 || mask.size(0) != ids.size(0) || mask.size(1) != past + ids.size(1)))
-    throw Error(ErrorKind::Shape, "attention_mask",
-                "expected [" + std::to_string(ids.size(0)) + ", " + std::to_string(past + ids.size(1)) +
-                    "] (batch, cached + new tokens), got " + shape_text(mask.sizes()));
+  if (mask.defined()) {
+    const int64_t B = ids.size(0), S = past + ids.size(1);
+    if (mask.dim() != 2 || mask.size(0) != B || mask.size(1) != S)
+      throw Error(ErrorKind::Shape, "attention_mask",
+                  "expected [" + std::to_string(B) + ", " + std::to_string(S) + "] (batch, cached + new tokens), got " +
+                      shape_text(mask.sizes()));
+    if (mask.scalar_type() != torch::kBool && !c10::isIntegralType(mask.scalar_type(), /*includeBool=*/false))
+      throw Error(ErrorKind::Shape, "attention_mask", "expected an integer or bool mask of 0/1, got " + tensor_text(mask),
+                  "convert with .to(torch::kInt64); additive (0 / -inf) float masks are not supported");
+    if (mask.scalar_type() != torch::kBool) {
+      auto [mlo, mhi] = torch::aminmax(mask);
+      if (mlo.item<int64_t>() < 0 || mhi.item<int64_t>() > 1) {
+        auto bad = ((mask != 0) & (mask != 1)).nonzero()[0];
+        const int64_t b = bad[0].item<int64_t>(), t = bad[1].item<int64_t>();
+        throw Error(ErrorKind::InvalidArgument, "attention_mask",
+                    "values must be 0 (padding) or 1 (token), got " + std::to_string(mask[b][t].item<int64_t>()) + " at row " +
+                        std::to_string(b) + ", position " + std::to_string(t));
+      }
+    }
+    auto real = mask.ne(0).any(1);  // [B]
+    if (!real.all().item<bool>()) {
+      const int64_t b = real.logical_not().nonzero()[0][0].item<int64_t>();
+      throw Error(ErrorKind::InvalidArgument, "attention_mask",
+                  "row " + std::to_string(b) + " has no real token (its mask is all zeros)",
+                  "drop the empty row: every row needs at least one token with mask 1");
+    }
+  }
   if (in.position_ids.defined() && in.position_ids.sizes() != ids.sizes())
     throw Error(ErrorKind::Shape, "position_ids", "expected the shape of input_ids " + shape_text(ids.sizes()) +
                                                       ", got " + shape_text(in.position_ids.sizes()));
+  if (in.position_ids.defined() && in.position_ids.scalar_type() != torch::kInt64)
+    throw Error(ErrorKind::Shape, "position_ids", "expected int64 positions, got " + tensor_text(in.position_ids));
+  if (in.position_ids.defined() && in.position_ids.min().item<int64_t>() < 0)
+    throw Error(ErrorKind::InvalidArgument, "position_ids", "positions must be >= 0, got " +
+                                                                std::to_string(in.position_ids.min().item<int64_t>()));
 }
 
 torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const {
   const int64_t past = in.cache ? in.cache->length() : 0;
-  check_input(in, past, spec_.vocab);
+  check_forward_input(in, past, spec_.vocab);
   const auto& ids = in.input_ids;
   const int64_t B = ids.size(0), T = ids.size(1);
   PassState state;
@@ -226,7 +264,9 @@ torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const 
     if (max_pos >= spec_.max_positions)
       throw Error(ErrorKind::InvalidArgument, "input_ids",
                   "position " + std::to_string(max_pos) + " is beyond the model's " + std::to_string(spec_.max_positions) +
-                      " learned positions", "shorten the prompt (" + spec_.name + " cannot extrapolate)");
+                      " learned positions (0.." + std::to_string(spec_.max_positions - 1) + ")",
+                  "shorten the input to at most " + std::to_string(spec_.max_positions) + " tokens (" + spec_.name +
+                      " has learned absolute positions and cannot extrapolate)");
   }
   if (in.cache && in.cache->keys.size() != static_cast<size_t>(spec_.num_layers)) {
     in.cache->keys.assign(spec_.num_layers, torch::Tensor());

@@ -1,5 +1,9 @@
 #include "nnterp/model.hpp"
 
+#include <atomic>
+#include <cstdio>
+
+#include "core/tensor_text.hpp"
 #include "model/decoder.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/hub.hpp"
@@ -10,13 +14,42 @@
 
 namespace nnterp {
 
+namespace model {
+// decoder.cpp: every check on a forward pass's input (ids, mask, positions).
+void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab);
+}  // namespace model
+
 struct StandardizedTransformer::Impl {
   std::filesystem::path path;
   Config config;
   std::unique_ptr<model::Decoder> decoder;
   std::unique_ptr<Tokenizer> tokenizer;
   std::optional<Config> generation_config;
+  // Rotary / ALiBi models run past config.json's max_position_embeddings (they extrapolate) but
+  // warn once on stderr; learned positions are a hard limit checked by the decoder.
+  int64_t soft_position_limit = 0;
+  std::string soft_position_key;
+  std::atomic<bool> warned_beyond_positions{false};
 };
+
+namespace {
+
+const char* kSoftPositionKeys[] = {"max_position_embeddings", "n_positions", "max_seq_len"};
+
+// 1 + the largest position `in` uses, when that may exceed `limit` (else 0, without a reduction).
+int64_t positions_needed(const ForwardInput& in, int64_t limit) {
+  const auto& ids = in.input_ids;
+  if (!ids.defined() || ids.dim() != 2 || ids.numel() == 0) return 0;
+  if (in.position_ids.defined())
+    return in.position_ids.numel() ? in.position_ids.max().item<int64_t>() + 1 : 0;
+  const int64_t width = (in.cache ? in.cache->length() : 0) + ids.size(1);
+  if (width <= limit) return 0;
+  const auto& m = in.attention_mask;  // positions are cumsum(mask) - 1: the longest row decides
+  if (m.defined() && m.dim() == 2 && m.size(1) == width && m.numel() > 0) return m.ne(0).sum(1).max().item<int64_t>();
+  return width;
+}
+
+}  // namespace
 
 static bool has_tokenizer_files(const std::filesystem::path& dir) {
   return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.json.gz");
@@ -32,6 +65,16 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
   impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
   if (std::filesystem::exists(impl_->path / "generation_config.json"))
     impl_->generation_config = Config::load(impl_->path / "generation_config.json");
+  if (arch().positions != model::PositionKind::Learned) {
+    for (const char* key : kSoftPositionKeys) {
+      const auto* v = impl_->config.find({key});
+      if (v && v->is_number_integer() && v->get<int64_t>() > 0) {
+        impl_->soft_position_limit = v->get<int64_t>();
+        impl_->soft_position_key = key;
+        break;
+      }
+    }
+  }
   if (options.load_tokenizer && has_tokenizer_files(impl_->path))
     impl_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(impl_->path));
   if (options.validate) {
@@ -89,23 +132,28 @@ const Tokenizer* StandardizedTransformer::tokenizer() const { return impl_->toke
 
 TokenBatch StandardizedTransformer::tokenize(const TraceInput& inputs) const {
   if (inputs.tokens) {
-    const auto& t = *inputs.tokens;
-    if (!t.input_ids.defined() || t.input_ids.dim() != 2)
-      throw Error(ErrorKind::Shape, "input_ids", "expected int64 [batch, tokens]");
-    TokenBatch out = t;
-    if (!out.attention_mask.defined()) out.attention_mask = torch::ones_like(out.input_ids);
-    if (out.attention_mask.sizes() != out.input_ids.sizes())
-      throw Error(ErrorKind::Shape, "attention_mask", "expected the shape of input_ids");
+    TokenBatch out = *inputs.tokens;
+    const auto& ids = out.input_ids;
+    if (!out.attention_mask.defined() && ids.defined() && ids.dim() == 2) out.attention_mask = torch::ones_like(ids, torch::kInt64);
+    ForwardInput in;
+    in.input_ids = out.input_ids;
+    in.attention_mask = out.attention_mask;
+    model::check_forward_input(in, 0, vocab_size());  // dtype, shape, id range, mask values, empty rows
     return out;
   }
-  if (inputs.prompts.empty()) throw Error(ErrorKind::InvalidArgument, "prompts", "no prompt given");
+  if (inputs.prompts.empty())
+    throw Error(ErrorKind::InvalidArgument, "prompts", "no prompt given", "give at least one prompt (or a TokenBatch of ids)");
   if (!impl_->tokenizer)
     throw Error(ErrorKind::InvalidArgument, path().string(), "this model folder has no tokenizer.json, so prompts cannot be tokenized",
                 "pass token ids (TokenBatch / --inputs IN.safetensors) instead");
   auto batch = encode_batch_tensors(*impl_->tokenizer, inputs.prompts);
   for (size_t i = 0; i < inputs.prompts.size(); ++i)
-    if (batch.attention_mask[static_cast<int64_t>(i)].sum().item<int64_t>() == 0)
-      throw Error(ErrorKind::InvalidArgument, "prompt " + std::to_string(i), "the prompt is empty after tokenization");
+    if (batch.attention_mask.size(1) == 0 || batch.attention_mask[static_cast<int64_t>(i)].sum().item<int64_t>() == 0) {
+      std::string text = inputs.prompts[i].size() > 40 ? inputs.prompts[i].substr(0, 40) + "..." : inputs.prompts[i];
+      throw Error(ErrorKind::InvalidArgument, "prompt " + std::to_string(i),
+                  "the prompt \"" + text + "\" is empty after tokenization (and the tokenizer adds no BOS token)",
+                  "give a non-empty prompt: a forward pass needs at least one token per prompt");
+    }
   return TokenBatch{batch.input_ids, batch.attention_mask};
 }
 
@@ -144,6 +192,18 @@ std::vector<ModuleInfo> StandardizedTransformer::modules() const {
 }
 
 torch::Tensor StandardizedTransformer::forward(const ForwardInput& input, PointHooks* hooks) const {
+  const int64_t limit = impl_->soft_position_limit;
+  if (limit > 0 && !impl_->warned_beyond_positions.load(std::memory_order_relaxed)) {
+    const int64_t needed = positions_needed(input, limit);
+    if (needed > limit && !impl_->warned_beyond_positions.exchange(true)) {
+      const char* kind = arch().positions == model::PositionKind::Alibi ? "ALiBi" : "rotary";
+      std::fprintf(stderr,
+                   "nnterp: warning: %s (%s): a sequence of %lld positions is longer than %s = %lld; %s positions "
+                   "extrapolate, but the model was not trained beyond %lld positions (warned once per model)\n",
+                   path().string().c_str(), architecture().c_str(), static_cast<long long>(needed),
+                   impl_->soft_position_key.c_str(), static_cast<long long>(limit), kind, static_cast<long long>(limit));
+    }
+  }
   return impl_->decoder->forward(input, hooks);
 }
 
@@ -155,7 +215,14 @@ torch::Tensor StandardizedTransformer::forward(const torch::Tensor& ids, const t
 }
 
 torch::Tensor StandardizedTransformer::project_on_vocab(const torch::Tensor& hidden) const {
-  return impl_->decoder->project_on_vocab(hidden);
+  if (!hidden.defined() || hidden.dim() == 0 || hidden.size(-1) != hidden_size() || !hidden.is_floating_point())
+    throw Error(ErrorKind::Shape, "project_on_vocab",
+                "expected a floating-point tensor [..., hidden_size = " + std::to_string(hidden_size()) + "], got " +
+                    (hidden.defined() ? shape_text(hidden.sizes()) + " " + c10::toString(hidden.scalar_type())
+                                      : std::string("an undefined tensor")),
+                "project a residual-stream tensor (a layer's input or output)");
+  const auto dtype = decoder().weights().get("embed.weight").scalar_type();  // another float dtype is converted
+  return impl_->decoder->project_on_vocab(hidden.scalar_type() == dtype ? hidden : hidden.to(dtype));
 }
 
 }  // namespace nnterp

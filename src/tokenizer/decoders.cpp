@@ -309,8 +309,8 @@ std::unique_ptr<TokDecoder> make_decoder(const nlohmann::json& j, const std::str
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Strip") {
-    return std::make_unique<StripDecoder>(tok_decoder_char(j, "content", sub), j.value("start", size_t{0}),
-                                          j.value("stop", size_t{0}));
+    return std::make_unique<StripDecoder>(tok_decoder_char(j, "content", sub), tok_json_count(j, "start", 0, 0, SIZE_MAX, sub),
+                                          tok_json_count(j, "stop", 0, 0, SIZE_MAX, sub));
   }
   if (type == "WordPiece") {
     return std::make_unique<WordPieceDecoder>(j.value("prefix", std::string("##")), j.value("cleanup", true));

@@ -121,7 +121,7 @@ BpeModel::BpeModel(const nlohmann::json& j, const std::string& subject) : subjec
   vocab_.reserve(vocab.size());
   uint32_t max_id = 0;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const auto id = tok_checked_id(it.value().get<int64_t>(), subject);
+    const auto id = tok_checked_id(it.value(), subject);
     vocab_.insert(it.key(), id);
     max_id = std::max(max_id, id);
   }

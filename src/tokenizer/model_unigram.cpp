@@ -91,7 +91,7 @@ class UnigramModel final : public TokModel {
     }
     trie_.finalize();
     if (j.contains("unk_id") && !j.at("unk_id").is_null()) {
-      const auto unk = j.at("unk_id").get<size_t>();
+      const size_t unk = tok_checked_id(j.at("unk_id"), subject);
       if (vocab_.empty()) throw Error(ErrorKind::Format, subject, "the vocabulary is empty but an unk_id is set");
       if (unk >= vocab_.size()) throw Error(ErrorKind::Format, subject, "unk_id is larger than the vocabulary");
       unk_id_ = unk;
@@ -231,7 +231,7 @@ struct TokPlainVocab {
     map.reserve(vocab.size());
     uint32_t max_id = 0;
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      const auto id = tok_checked_id(it.value().get<int64_t>(), subject);
+      const auto id = tok_checked_id(it.value(), subject);
       map.insert(it.key(), id);
       max_id = std::max(max_id, id);
     }
@@ -281,7 +281,7 @@ class WordPieceModel final : public TokModel {
     vocab_.load(j.at("vocab"), subject);
     unk_ = j.value("unk_token", std::string("[UNK]"));
     prefix_ = j.value("continuing_subword_prefix", std::string("##"));
-    max_chars_ = j.value("max_input_chars_per_word", size_t{100});
+    max_chars_ = tok_json_count(j, "max_input_chars_per_word", 100, 0, SIZE_MAX, subject);
   }
   void tokenize(std::string_view word, std::vector<uint32_t>& ids, std::vector<std::string>* tokens) const override {
     size_t chars = 0;

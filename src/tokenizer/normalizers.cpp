@@ -292,6 +292,28 @@ uint32_t tok_checked_id(int64_t id, const std::string& subject) {
   return static_cast<uint32_t>(id);
 }
 
+uint32_t tok_checked_id(const nlohmann::json& id, const std::string& subject) {
+  if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<uint64_t>() > uint64_t{INT64_MAX})) {
+    throw Error(ErrorKind::Format, subject, "token id " + id.dump() + " is not an integer in [0, 2^28)");
+  }
+  return tok_checked_id(id.get<int64_t>(), subject);
+}
+
+size_t tok_json_count(const nlohmann::json& j, const char* key, size_t fallback, size_t min, size_t max,
+                      const std::string& subject) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  const bool in_range = it->is_number_unsigned()  ? it->get<uint64_t>() >= min && it->get<uint64_t>() <= max
+                        : it->is_number_integer() ? it->get<int64_t>() >= 0 && static_cast<uint64_t>(it->get<int64_t>()) >= min &&
+                                                        static_cast<uint64_t>(it->get<int64_t>()) <= max
+                                                  : false;
+  if (!in_range) {
+    throw Error(ErrorKind::Format, subject, "'" + std::string(key) + "' is " + it->dump() + ", expected an integer in [" +
+                                                std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return static_cast<size_t>(it->get<uint64_t>());
+}
+
 void tok_unknown_component(const std::string& kind, const std::string& type, const std::string& subject) {
   throw Error(ErrorKind::Unsupported, subject, "unknown " + kind + " type '" + type + "'",
               "nnterp implements the components listed in docs/tokenizers.md");

@@ -127,7 +127,7 @@ std::unique_ptr<TokPostProcessor> tok_make_template(const nlohmann::json& j, con
       throw Error(ErrorKind::Format, subject, "special token '" + piece.id + "' has different numbers of ids and tokens");
     }
     for (size_t k = 0; k < ids.size(); ++k) {
-      (seen_sequence ? post_ids : pre_ids).push_back(ids[k].get<uint32_t>());
+      (seen_sequence ? post_ids : pre_ids).push_back(tok_checked_id(ids[k], subject));
       (seen_sequence ? post_tokens : pre_tokens).push_back(toks[k].get<std::string>());
     }
   }
@@ -142,9 +142,9 @@ std::unique_ptr<TokPostProcessor> tok_make_cls_sep(const nlohmann::json& j, cons
   if (!cls.is_array() || cls.size() != 2 || !sep.is_array() || sep.size() != 2) {
     throw Error(ErrorKind::Format, subject, "'cls' and 'sep' must be [token, id]");
   }
-  return std::make_unique<TemplatePostProcessor>(std::vector<uint32_t>{cls[1].get<uint32_t>()},
+  return std::make_unique<TemplatePostProcessor>(std::vector<uint32_t>{tok_checked_id(cls[1], subject)},
                                                  std::vector<std::string>{cls[0].get<std::string>()},
-                                                 std::vector<uint32_t>{sep[1].get<uint32_t>()},
+                                                 std::vector<uint32_t>{tok_checked_id(sep[1], subject)},
                                                  std::vector<std::string>{sep[0].get<std::string>()});
 }
 

@@ -395,7 +395,7 @@ std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const nlohmann::json& j, con
     return tok_make_char_split(TokIsChar{tok_single_char(j.at("delimiter").get<std::string>(), sub, "delimiter")},
                                SplitBehavior::Removed);
   }
-  if (type == "FixedLength") return std::make_unique<FixedLengthPreTokenizer>(j.value("length", size_t{5}));
+  if (type == "FixedLength") return std::make_unique<FixedLengthPreTokenizer>(tok_json_count(j, "length", 5, 1, SIZE_MAX, sub));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<TokPreTokenizer>> items;
     const auto& arr = j.at("pretokenizers");

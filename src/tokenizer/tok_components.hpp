@@ -122,6 +122,12 @@ class TokDepthGuard {
 // Checks a vocabulary id read from JSON (ids above 2^28 are refused: no real vocabulary is
 // that large, and the reverse tables are dense).
 uint32_t tok_checked_id(int64_t id, const std::string& subject);
+// The same on a JSON value, which must be an integer (not 1.5, 1e30, "3" or -1).
+uint32_t tok_checked_id(const nlohmann::json& id, const std::string& subject);
+// An optional non-negative integer setting `key` of `j` (`fallback` when absent or null), checked
+// to lie in [min, max]: a float, a negative or a huge value is an Error(Format) naming the key.
+size_t tok_json_count(const nlohmann::json& j, const char* key, size_t fallback, size_t min, size_t max,
+                      const std::string& subject);
 
 // The byte-level alphabet (GPT-2's bytes_to_unicode): byte -> code point, and the reverse
 // (-1 for code points that are not in it).

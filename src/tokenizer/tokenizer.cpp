@@ -10,6 +10,7 @@
 #include <limits>
 #include <thread>
 
+#include "io/json_limits.hpp"
 #include "nnterp/error.hpp"
 #include "tokenizer/added_vocabulary.hpp"
 #include "tokenizer/tok_components.hpp"
@@ -156,6 +157,7 @@ std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::stri
                                            const std::string& subject, const std::string& config_subject) {
   auto impl = std::make_unique<Tokenizer::Impl>();
   nlohmann::json j;
+  io::check_json_depth(io::json_text_depth(json_text), subject);
   try {
     j = nlohmann::json::parse(json_text.begin(), json_text.end());
   } catch (const nlohmann::json::exception& e) {
@@ -202,6 +204,7 @@ std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::stri
   nlohmann::json config = nlohmann::json::object(), special_map = nlohmann::json::object();
   const auto parse_optional = [](std::string_view text, const std::string& what) {
     if (text.empty()) return nlohmann::json::object();
+    io::check_json_depth(io::json_text_depth(text), what);
     try {
       auto c = nlohmann::json::parse(text.begin(), text.end());
       if (!c.is_object()) throw Error(ErrorKind::Format, what, "expected a JSON object");

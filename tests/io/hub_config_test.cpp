@@ -23,199 +23,170 @@ fs::path add_cached_model(const fs::path& cache, const std::string& repo_folder,
   return snapshot;
 }
 
-// Every hub variable unset, so that a test sets exactly what it needs.
-struct CleanHubEnv {
-  EnvGuard guard{kHubVars};
-  CleanHubEnv() {
-    for (const char* name : kHubVars) guard.unset(name);
-  }
-};
+// resolve_model(id) must fail with NotFound, its text holding every piece of `parts`.
+std::string expect_not_found(const std::string& id, std::initializer_list<std::string> parts) {
+  return expect_error([&] { resolve_model(id); }, ErrorKind::NotFound, parts);
+}
 
 }  // namespace
 
-TEST(HubResolve, HubCacheVariable) {
+// Every HubResolve test: a temp folder, and every hub variable unset so that a test sets exactly
+// what it needs.
+class HubResolve : public ::testing::Test {
+ protected:
+  HubResolve() {
+    for (const char* name : kHubVars) env.unset(name);
+  }
+  void use_hub_cache(const fs::path& where) { env.set("HF_HUB_CACHE", where.string()); }
+  // "<snapshots/ref> (no <refs/ref>)": what NotFound says of a revision that is neither a ref nor a snapshot.
+  std::string no_ref(const std::string& ref) const {
+    return (repo / "snapshots" / ref).string() + " (no " + (repo / "refs" / ref).string() + ")";
+  }
+
   TempDir dir;
-  CleanHubEnv env;
-  auto snapshot = add_cached_model(dir / "cache", "models--org--name", "abc123");
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
+  EnvGuard env{kHubVars};
+  const fs::path cache = dir / "cache";
+  const fs::path repo = cache / "models--org--name";  // the cache folder of "org/name"
+};
+
+TEST_F(HubResolve, HubCacheVariable) {
+  auto snapshot = add_cached_model(cache, "models--org--name", "abc123");
+  use_hub_cache(cache);
   EXPECT_EQ(resolve_model("org/name"), snapshot);
   EXPECT_TRUE(fs::exists(resolve_model("org/name") / "config.json"));
 }
 
-TEST(HubResolve, LegacyHubCacheVariable) {
-  TempDir dir;
-  CleanHubEnv env;
+TEST_F(HubResolve, LegacyHubCacheVariable) {
   auto snapshot = add_cached_model(dir / "legacy", "models--org--name", "abc123");
-  env.guard.set("HUGGINGFACE_HUB_CACHE", (dir / "legacy").string());
+  env.set("HUGGINGFACE_HUB_CACHE", (dir / "legacy").string());
   EXPECT_EQ(resolve_model("org/name"), snapshot);
 }
 
-TEST(HubResolve, HfHome) {
-  TempDir dir;
-  CleanHubEnv env;
+TEST_F(HubResolve, HfHome) {
   auto snapshot = add_cached_model(dir / "hfhome" / "hub", "models--org--name", "c0ffee");
-  env.guard.set("HF_HOME", (dir / "hfhome").string());
+  env.set("HF_HOME", (dir / "hfhome").string());
   EXPECT_EQ(resolve_model("org/name"), snapshot);
 }
 
-TEST(HubResolve, XdgCacheHome) {
-  TempDir dir;
-  CleanHubEnv env;
+TEST_F(HubResolve, XdgCacheHome) {
   auto snapshot = add_cached_model(dir / "xdg" / "huggingface" / "hub", "models--gpt2", "1111");
-  env.guard.set("XDG_CACHE_HOME", (dir / "xdg").string());
+  env.set("XDG_CACHE_HOME", (dir / "xdg").string());
   EXPECT_EQ(resolve_model("gpt2"), snapshot);
 }
 
-TEST(HubResolve, HomeCache) {
-  TempDir dir;
-  CleanHubEnv env;
+TEST_F(HubResolve, HomeCache) {
   auto snapshot = add_cached_model(dir / "user" / ".cache" / "huggingface" / "hub", "models--org--name", "feed");
-  env.guard.set("HOME", (dir / "user").string());
+  env.set("HOME", (dir / "user").string());
   EXPECT_EQ(resolve_model("org/name"), snapshot);
 }
 
-TEST(HubResolve, Precedence) {
-  TempDir dir;
-  CleanHubEnv env;
-  auto in_hub_cache = add_cached_model(dir / "cache", "models--org--name", "aaaa");
+TEST_F(HubResolve, Precedence) {
+  auto in_hub_cache = add_cached_model(cache, "models--org--name", "aaaa");
   auto in_hf_home = add_cached_model(dir / "hfhome" / "hub", "models--org--name", "bbbb");
   auto in_home = add_cached_model(dir / "user" / ".cache" / "huggingface" / "hub", "models--org--name", "cccc");
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
-  env.guard.set("HF_HOME", (dir / "hfhome").string());
-  env.guard.set("HOME", (dir / "user").string());
-  EXPECT_EQ(nnterp::hub_cache_dirs(), std::vector<fs::path>{dir / "cache"});
+  use_hub_cache(cache);
+  env.set("HF_HOME", (dir / "hfhome").string());
+  env.set("HOME", (dir / "user").string());
+  EXPECT_EQ(nnterp::hub_cache_dirs(), std::vector<fs::path>{cache});
   EXPECT_EQ(resolve_model("org/name"), in_hub_cache);
-  env.guard.unset("HF_HUB_CACHE");
+  env.unset("HF_HUB_CACHE");
   EXPECT_EQ(nnterp::hub_cache_dirs(), std::vector<fs::path>{dir / "hfhome" / "hub"});
   EXPECT_EQ(resolve_model("org/name"), in_hf_home);
-  env.guard.unset("HF_HOME");
+  env.unset("HF_HOME");
   EXPECT_EQ(resolve_model("org/name"), in_home);
-  env.guard.set("HF_HUB_CACHE", "");  // empty counts as unset, as in huggingface_hub
+  env.set("HF_HUB_CACHE", "");  // empty counts as unset, as in huggingface_hub
   EXPECT_EQ(resolve_model("org/name"), in_home);
 }
 
-TEST(HubResolve, OnlyTheFirstApplicableCacheIsSearched) {
+TEST_F(HubResolve, OnlyTheFirstApplicableCacheIsSearched) {
   // huggingface_hub does not fall back from HF_HUB_CACHE to ~/.cache: neither does nnterp.
-  TempDir dir;
-  CleanHubEnv env;
   add_cached_model(dir / "user" / ".cache" / "huggingface" / "hub", "models--org--name", "cccc");
-  fs::create_directories(dir / "cache");
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
-  env.guard.set("HOME", (dir / "user").string());
-  expect_error([] { resolve_model("org/name"); }, ErrorKind::NotFound,
-               {(dir / "cache" / "models--org--name").string() + " (no such folder)"});
+  fs::create_directories(cache);
+  use_hub_cache(cache);
+  env.set("HOME", (dir / "user").string());
+  expect_not_found("org/name", {repo.string() + " (no such folder)"});
 }
 
-TEST(HubResolve, RefsMainNamesTheSnapshot) {
-  TempDir dir;
-  CleanHubEnv env;
-  fs::path cache = dir / "cache";
+TEST_F(HubResolve, RefsMainNamesTheSnapshot) {
   auto current = add_cached_model(cache, "models--org--name", "2222");
   add_cached_model(cache, "models--org--name", "1111", "");  // an older snapshot, no ref
-  env.guard.set("HF_HUB_CACHE", cache.string());
+  use_hub_cache(cache);
   EXPECT_EQ(resolve_model("org/name"), current);
-  write_text(cache / "models--org--name" / "refs" / "main", "1111");  // no trailing newline
-  EXPECT_EQ(resolve_model("org/name"), cache / "models--org--name" / "snapshots" / "1111");
+  write_text(repo / "refs" / "main", "1111");  // no trailing newline
+  EXPECT_EQ(resolve_model("org/name"), repo / "snapshots" / "1111");
 }
 
-TEST(HubResolve, Revisions) {
-  TempDir dir;
-  CleanHubEnv env;
-  fs::path cache = dir / "cache";
+TEST_F(HubResolve, Revisions) {
   auto main = add_cached_model(cache, "models--org--name", "aaaa");
   auto v1 = add_cached_model(cache, "models--org--name", "bbbb", "v1.0");
   auto pr = add_cached_model(cache, "models--org--name", "cccc", "pr/7");  // refs may hold '/'
   auto bare = add_cached_model(cache, "models--org--name", "0123456789abcdef", "");
-  env.guard.set("HF_HUB_CACHE", cache.string());
+  use_hub_cache(cache);
   EXPECT_EQ(resolve_model("org/name"), main);
   EXPECT_EQ(resolve_model("org/name@main"), main);
   EXPECT_EQ(resolve_model("org/name@v1.0"), v1);
   EXPECT_EQ(resolve_model("org/name@pr/7"), pr);
   EXPECT_EQ(resolve_model("org/name@0123456789abcdef"), bare);  // a commit hash with no ref
-  expect_error([] { resolve_model("org/name@v2"); }, ErrorKind::NotFound,
-               {"org/name@v2", (cache / "models--org--name" / "snapshots" / "v2").string(),
-                "(no " + (cache / "models--org--name" / "refs" / "v2").string() + ")"});
+  expect_not_found("org/name@v2", {"org/name@v2", no_ref("v2")});
 }
 
-TEST(HubResolve, SingleNameIds) {
-  TempDir dir;
-  CleanHubEnv env;
-  auto snapshot = add_cached_model(dir / "cache", "models--gpt2", "e7da7f2");
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
+TEST_F(HubResolve, SingleNameIds) {
+  auto snapshot = add_cached_model(cache, "models--gpt2", "e7da7f2");
+  use_hub_cache(cache);
   EXPECT_EQ(resolve_model("gpt2"), snapshot);
   EXPECT_EQ(resolve_model("gpt2@main"), snapshot);
 }
 
-TEST(HubResolve, FolderPathReturnedAsIs) {
-  TempDir dir;
-  CleanHubEnv env;
+TEST_F(HubResolve, FolderPathReturnedAsIs) {
   fs::create_directories(dir / "my-model");
   EXPECT_EQ(resolve_model((dir / "my-model").string()), dir / "my-model");
   // A local folder wins over a cache entry of the same name (relative paths resolve from the cwd).
   auto cwd = fs::current_path();
   fs::create_directories(dir / "work" / "org" / "name");
-  add_cached_model(dir / "cache", "models--org--name", "abcd");
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
+  add_cached_model(cache, "models--org--name", "abcd");
+  use_hub_cache(cache);
   fs::current_path(dir / "work");
   auto resolved = resolve_model("org/name");
   fs::current_path(cwd);
   EXPECT_EQ(resolved, fs::path("org/name"));
 }
 
-TEST(HubResolve, NotFoundListsEveryPlaceSearched) {
-  TempDir dir;
-  CleanHubEnv env;
-  fs::path cache = dir / "cache";
+TEST_F(HubResolve, NotFoundListsEveryPlaceSearched) {
   fs::create_directories(cache);
-  env.guard.set("HF_HUB_CACHE", cache.string());
-  auto text = expect_error([] { resolve_model("org/missing"); }, ErrorKind::NotFound,
-                           {"not found in org/missing: no model folder found; searched:",
-                            (fs::current_path() / "org/missing").string() + " (as a folder)",
-                            (cache / "models--org--missing").string() + " (no such folder)",
-                            "hint: pass a folder holding config.json", "nnterp never downloads"});
+  use_hub_cache(cache);
+  auto text = expect_not_found("org/missing", {"not found in org/missing: no model folder found; searched:",
+                                               (fs::current_path() / "org/missing").string() + " (as a folder)",
+                                               (cache / "models--org--missing").string() + " (no such folder)",
+                                               "hint: pass a folder holding config.json", "nnterp never downloads"});
   EXPECT_FALSE(text.empty());
 }
 
-TEST(HubResolve, NoRefAndNoSnapshot) {
-  TempDir dir;
-  CleanHubEnv env;
-  fs::path cache = dir / "cache";
+TEST_F(HubResolve, NoRefAndNoSnapshot) {
   add_cached_model(cache, "models--org--name", "1234", "");  // a snapshot, but no refs/main
-  env.guard.set("HF_HUB_CACHE", cache.string());
-  expect_error([] { resolve_model("org/name"); }, ErrorKind::NotFound,
-               {(cache / "models--org--name" / "snapshots" / "main").string() + " (no " +
-                (cache / "models--org--name" / "refs" / "main").string() + ")"});
+  use_hub_cache(cache);
+  expect_not_found("org/name", {no_ref("main")});
 }
 
-TEST(HubResolve, RefPointsAtAMissingSnapshot) {
-  TempDir dir;
-  CleanHubEnv env;
-  fs::path cache = dir / "cache";
-  write_text(cache / "models--org--name" / "refs" / "main", "deadbeef\n");
-  env.guard.set("HF_HUB_CACHE", cache.string());
-  expect_error([] { resolve_model("org/name"); }, ErrorKind::NotFound,
-               {(cache / "models--org--name" / "snapshots" / "deadbeef").string() + " (named by " +
-                (cache / "models--org--name" / "refs" / "main").string() + ")"});
+TEST_F(HubResolve, RefPointsAtAMissingSnapshot) {
+  write_text(repo / "refs" / "main", "deadbeef\n");
+  use_hub_cache(cache);
+  expect_not_found("org/name",
+                   {(repo / "snapshots" / "deadbeef").string() + " (named by " + (repo / "refs" / "main").string() + ")"});
 }
 
-TEST(HubResolve, NotAHubId) {
-  TempDir dir;
-  CleanHubEnv env;
-  env.guard.set("HF_HUB_CACHE", (dir / "cache").string());
-  for (std::string id : {"a/b/c", "../escape", "org/name@../../x", "/abs/missing", "we ird"}) {
-    expect_error([&] { resolve_model(id); }, ErrorKind::NotFound,
-                 {"(as a folder)", "not a hub id (expected name or org/name, optionally @revision), so no cache was searched"});
-  }
+TEST_F(HubResolve, NotAHubId) {
+  use_hub_cache(cache);
+  for (std::string id : {"a/b/c", "../escape", "org/name@../../x", "/abs/missing", "we ird"})
+    expect_not_found(id, {"(as a folder)", "not a hub id (expected name or org/name, optionally @revision), so no cache was searched"});
   // A ref whose content would leave the repo folder is not followed.
-  write_text(dir / "cache" / "models--org--name" / "refs" / "main", "../../../etc");
+  write_text(repo / "refs" / "main", "../../../etc");
   fs::create_directories(dir / "etc");
-  expect_error([] { resolve_model("org/name"); }, ErrorKind::NotFound, {"searched:"});
+  expect_not_found("org/name", {"searched:"});
 }
 
-TEST(HubResolve, NoCacheAtAll) {
-  CleanHubEnv env;
+TEST_F(HubResolve, NoCacheAtAll) {
   EXPECT_TRUE(nnterp::hub_cache_dirs().empty());
-  expect_error([] { resolve_model("org/name"); }, ErrorKind::NotFound, {"no hub cache (HF_HUB_CACHE, HF_HOME and HOME are unset)"});
+  expect_not_found("org/name", {"no hub cache (HF_HUB_CACHE, HF_HOME and HOME are unset)"});
 }
 
 // ---- config.json ---------------------------------------------------------------------------

@@ -2,9 +2,7 @@
 // --inputs (pre-tokenized, models without a tokenizer), prompts (a model with a tokenizer),
 // --json and --out.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <fstream>
 
 #include "methods/methods_helpers.hpp"
@@ -12,24 +10,6 @@
 
 namespace nnterp::testing {
 namespace {
-
-struct CliResult {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-CliResult nnterp_cli(const std::string& args) {
-  CliResult r;
-  std::string cmd = std::string(NNTERP_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 nlohmann::json json_of(const CliResult& r) {
   try {
@@ -176,6 +156,40 @@ TEST_F(MethodsCli, PatchWithInputsAndWithPrompts) {
                          "--correct \" red\" --incorrect \" blue\" --point v --all-positions");
   ASSERT_EQ(text.code, 0) << text.out;
   EXPECT_NE(text.out.find("layer head"), std::string::npos) << text.out;
+}
+
+// ---- usage and input errors: exit code 2 for usage, 1 for bad input, and a message saying what ----
+
+TEST_F(MethodsCli, UnknownCommandSuggestsTheNearestAndListsThemAll) {
+  auto r = nnterp_cli("genrate \"hello\"");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nnterp: unknown command 'genrate'; did you mean 'generate'?"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("commands: info, "), std::string::npos) << r.out;
+}
+
+TEST_F(MethodsCli, UnknownOptionIsAUsageError) {
+  auto r = nnterp_cli("info " + llama + " --frobnicate");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("The following argument was not expected: --frobnicate"), std::string::npos) << r.out;
+}
+
+TEST_F(MethodsCli, BadJsonlPromptLineNamesTheFileAndLine) {
+  TempDir tmp("cli_jsonl");
+  auto file = (tmp.path / "prompts.jsonl").string();
+  std::ofstream(file) << "\"The capital of France is\"\n{\"prompt\": \"unterminated\n";
+  auto r = nnterp_cli("logit-lens --prompts " + file);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("nnterp: format error in " + file + ":2: invalid JSON"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hint: one JSON value per line (JSONL)"), std::string::npos) << r.out;
+}
+
+TEST_F(MethodsCli, MissingModelListsWhereItLookedAndSaysItNeverDownloads) {
+  TempDir tmp("cli_missing");
+  auto r = nnterp_cli("info org/missing-model", "HF_HUB_CACHE=" + tmp.path.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("nnterp: not found in org/missing-model: no model folder found; searched:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find((tmp.path / "models--org--missing-model").string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nnterp never downloads"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -286,6 +286,20 @@ TEST_F(TraceErrors, TwoThreadsTracingOneModelAtOnceBothGetCorrectResults) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+TEST_F(TraceErrors, PointInsideASkippedLayerIsNeverReached) {
+  try {
+    model->trace(batch(), [&](Trace& t) {
+      t.skip_layers(0, 1);
+      t.attentions_output[1];
+    });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "layers.1.attn_output");
+    EXPECT_EQ(e.message(), "the forward pass went past this point without producing it (it is at layers.1.output)");
+  }
+  expect_model_still_works();
+}
+
 TEST_F(TraceErrors, UsingATraceFromAnotherThreadIsAClearError) {
   std::string error;
   auto logits = model->trace(batch(), [&](Trace& t) {

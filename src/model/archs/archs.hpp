@@ -9,5 +9,6 @@ namespace nnterp::model {
 ArchSpec gemma(const Config& c);   // archs/gemma.cpp
 ArchSpec gemma2(const Config& c);  // archs/gemma2.cpp
 ArchSpec gptj(const Config& c);    // archs/gptj.cpp
+ArchSpec qwen2(const Config& c);   // archs/qwen2.cpp
 
 }  // namespace nnterp::model

@@ -15,12 +15,8 @@ static ArchSpec bloom(const Config& c) {
   if (c.boolean_or({"apply_residual_connection_post_layernorm"}, false))
     throw Error(ErrorKind::Unsupported, c.source(), "apply_residual_connection_post_layernorm=true is not supported",
                 "only Bloom models whose residual is the block input are implemented");
-  a.hidden = c.integer({"hidden_size", "n_embed"});
-  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  read_sizes(a, c, {{"hidden_size", "n_embed"}, {"n_layer", "num_hidden_layers"}, {"n_head", "num_attention_heads"},
+                    {"layer_norm_epsilon"}});
   a.embed_norm = true;
   a.positions = PositionKind::Alibi;
   a.alibi = AlibiKind::Bloom;
@@ -39,12 +35,9 @@ static ArchSpec bloom(const Config& c) {
   map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
   w["layers.{i}.attn.qkv.weight"] = {{L + "self_attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
   w["layers.{i}.attn.qkv.bias"] = {{L + "self_attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
-  w["layers.{i}.attn.o.weight"] = src(L + "self_attention.dense.weight");
-  w["layers.{i}.attn.o.bias"] = src(L + "self_attention.dense.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.dense_h_to_4h.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.dense_h_to_4h.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.dense_4h_to_h.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.dense_4h_to_h.bias", true);
+  map_linear(w, "layers.{i}.attn.o", L + "self_attention.dense", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
   map_norm(w, "final_norm", "transformer.ln_f", true);
   w["lm_head.weight"] = src("lm_head.weight");
   a.prefix_aliases = {{"transformer.", ""}};

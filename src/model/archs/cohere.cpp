@@ -20,12 +20,8 @@ ArchSpec cohere_like(const Config& c, const std::string& name, const std::string
 
 static ArchSpec cohere(const Config& c) {
   ArchSpec a = cohere_like(c, "cohere", "CohereForCausalLM");
-  if (c.boolean_or({"use_qk_norm"}, false)) {
-    a.attn.qk_norm = QkNorm::PerHeadSeparate;
-    a.attn.qk_norm_spec = a.norm;
-    map_norm(a.weights, "layers.{i}.attn.q_norm", "model.layers.{i}.self_attn.q_norm", false);
-    map_norm(a.weights, "layers.{i}.attn.k_norm", "model.layers.{i}.self_attn.k_norm", false);
-  }
+  if (c.boolean_or({"use_qk_norm"}, false))
+    use_qk_norm(a, QkNorm::PerHeadSeparate, "model.layers.{i}.self_attn.q_norm", "model.layers.{i}.self_attn.k_norm");
   return a;
 }
 

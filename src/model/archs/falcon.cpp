@@ -20,17 +20,13 @@ static ArchSpec falcon(const Config& c) {
   if (c.boolean_or({"alibi"}, false))
     throw Error(ErrorKind::Unsupported, c.source(), "Falcon with alibi=true (Falcon-RW) is not supported",
                 "only rotary Falcon models (7B/40B/180B/11B style) are implemented");
-  a.hidden = c.integer({"hidden_size", "n_embed"});
-  a.num_layers = c.integer({"num_hidden_layers", "n_layer"});
-  a.vocab = c.integer({"vocab_size"});
+  read_sizes(a, c, {{"hidden_size", "n_embed"}, {"num_hidden_layers", "n_layer"}, {"num_attention_heads", "n_head"},
+                    {"layer_norm_epsilon"}});
   const bool new_arch = c.boolean_or({"new_decoder_architecture"}, false);
   const bool multi_query = c.boolean_or({"multi_query"}, true);
   const bool parallel = c.boolean_or({"parallel_attn"}, true);
-  const int64_t heads = c.integer({"num_attention_heads", "n_head"});
-  a.attn.num_heads = heads;
+  const int64_t heads = a.attn.num_heads;
   a.attn.num_kv_heads = new_arch ? c.integer_or({"num_kv_heads", "n_head_kv"}, heads) : (multi_query ? 1 : heads);
-  a.attn.head_dim = a.hidden / heads;
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
   a.positions = PositionKind::Rotary;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"activation"}, "gelu"), c.source());
@@ -64,12 +60,9 @@ static ArchSpec falcon(const Config& c) {
   w["embed.weight"] = src("transformer.word_embeddings.weight");
   w["layers.{i}.attn.qkv.weight"] = {{L + "self_attention.query_key_value.weight"}, packing};
   w["layers.{i}.attn.qkv.bias"] = {{L + "self_attention.query_key_value.bias"}, packing, true};
-  w["layers.{i}.attn.o.weight"] = src(L + "self_attention.dense.weight");
-  w["layers.{i}.attn.o.bias"] = src(L + "self_attention.dense.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.dense_h_to_4h.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.dense_h_to_4h.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.dense_4h_to_h.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.dense_4h_to_h.bias", true);
+  map_linear(w, "layers.{i}.attn.o", L + "self_attention.dense", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
   map_norm(w, "final_norm", "transformer.ln_f", true);
   w["lm_head.weight"] = src("lm_head.weight");
   // Checkpoints exported from the original RefinedWeb code keep the rotary buffer.

@@ -13,8 +13,7 @@ static ArchSpec gemma3_text(const Config& c) {
   a.hf_class = "Gemma3ForCausalLM";
   a.embed_multiplier_inside = a.embed_multiplier;
   a.embed_multiplier = 1.0;
-  a.attn.qk_norm = QkNorm::PerHead;
-  a.attn.qk_norm_spec = a.norm;
+  use_qk_norm(a, QkNorm::PerHead, "model.layers.{i}.self_attn.q_norm", "model.layers.{i}.self_attn.k_norm");
   // Gemma3TextConfig defaults: no soft-caps, rope_theta 1e6 (full layers).
   a.attn.softcap = c.number_or({"attn_logit_softcapping"}, 0.0);
   a.final_softcap = c.number_or({"final_logit_softcapping"}, 0.0);
@@ -31,10 +30,6 @@ static ArchSpec gemma3_text(const Config& c) {
     a.layers[i].sliding_window = sliding[i] ? window : 0;
     a.layers[i].rotary = sliding[i] ? local : global;
   }
-
-  const std::string L = "model.layers.{i}.";
-  a.weights["layers.{i}.attn.q_norm.weight"] = src(L + "self_attn.q_norm.weight");
-  a.weights["layers.{i}.attn.k_norm.weight"] = src(L + "self_attn.k_norm.weight");
   return a;
 }
 

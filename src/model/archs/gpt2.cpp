@@ -9,16 +9,11 @@ static ArchSpec gpt2(const Config& c) {
   ArchSpec a;
   a.name = "gpt2";
   a.hf_class = "GPT2LMHeadModel";
-  a.hidden = c.integer({"n_embd", "hidden_size"});
-  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.max_positions = c.integer({"n_positions", "max_position_embeddings"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  read_sizes(a, c, {{"n_embd", "hidden_size"}, {"n_layer", "num_hidden_layers"}, {"n_head", "num_attention_heads"},
+                    {"layer_norm_epsilon"}, {"n_positions", "max_position_embeddings"}});
   if (!c.boolean_or({"scale_attn_weights"}, true)) a.attn.scale = 1.0;
   if (c.boolean_or({"scale_attn_by_inverse_layer_idx"}, false))
     throw Error(ErrorKind::Unsupported, c.source(), "scale_attn_by_inverse_layer_idx=true is not supported");
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
   a.positions = PositionKind::Learned;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());

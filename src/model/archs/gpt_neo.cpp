@@ -31,14 +31,9 @@ static ArchSpec gpt_neo(const Config& c) {
   ArchSpec a;
   a.name = "gpt_neo";
   a.hf_class = "GPTNeoForCausalLM";
-  a.hidden = c.integer({"hidden_size"});
-  a.num_layers = c.integer({"num_layers", "num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.max_positions = c.integer({"max_position_embeddings"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_heads", "num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  read_sizes(a, c, {{"hidden_size"}, {"num_layers", "num_hidden_layers"}, {"num_heads", "num_attention_heads"},
+                    {"layer_norm_epsilon"}, {"max_position_embeddings"}});
   a.attn.scale = 1.0;
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
   a.positions = PositionKind::Learned;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());
@@ -66,12 +61,9 @@ static ArchSpec gpt_neo(const Config& c) {
   map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
   map_norm(w, "layers.{i}.mlp_norm", L + "ln_2", true);
   w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
-  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
-  w["layers.{i}.attn.o.bias"] = src(A + "out_proj.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.c_fc.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.c_fc.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.c_proj.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.c_proj.bias", true);
+  map_linear(w, "layers.{i}.attn.o", A + "out_proj", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.c_fc", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.c_proj", true);
   map_norm(w, "final_norm", "transformer.ln_f", true);
   w["lm_head.weight"] = src("lm_head.weight");
   // EleutherAI/gpt-neo-* checkpoints carry the causal-mask buffers as tensors.

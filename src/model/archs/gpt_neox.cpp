@@ -10,12 +10,7 @@ static ArchSpec gpt_neox(const Config& c) {
   ArchSpec a;
   a.name = "gpt_neox";
   a.hf_class = "GPTNeoXForCausalLM";
-  a.hidden = c.integer({"hidden_size"});
-  a.num_layers = c.integer({"num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_eps"}, 1e-5)};
+  read_sizes(a, c, {{"hidden_size"}, {"num_hidden_layers"}, {"num_attention_heads"}, {"layer_norm_eps"}});
   a.residual = c.boolean_or({"use_parallel_residual"}, true) ? Residual::Parallel : Residual::Sequential;
   a.positions = PositionKind::Rotary;
   a.mlp.kind = MlpKind::Plain;
@@ -35,12 +30,9 @@ static ArchSpec gpt_neox(const Config& c) {
   map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
   w["layers.{i}.attn.qkv.weight"] = {{L + "attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
   w["layers.{i}.attn.qkv.bias"] = {{L + "attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
-  w["layers.{i}.attn.o.weight"] = src(L + "attention.dense.weight");
-  w["layers.{i}.attn.o.bias"] = src(L + "attention.dense.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.dense_h_to_4h.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.dense_h_to_4h.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.dense_4h_to_h.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.dense_4h_to_h.bias", true);
+  map_linear(w, "layers.{i}.attn.o", L + "attention.dense", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
   map_norm(w, "final_norm", "gpt_neox.final_layer_norm", true);
   w["lm_head.weight"] = src("embed_out.weight");
   // Pythia-era checkpoints carry the causal-mask and rotary buffers as tensors.

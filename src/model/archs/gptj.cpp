@@ -10,12 +10,8 @@ ArchSpec gptj(const Config& c) {
   ArchSpec a;
   a.name = "gptj";
   a.hf_class = "GPTJForCausalLM";
-  a.hidden = c.integer({"n_embd", "hidden_size"});
-  a.num_layers = c.integer({"n_layer", "num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_head", "num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
+  read_sizes(a, c, {{"n_embd", "hidden_size"}, {"n_layer", "num_hidden_layers"}, {"n_head", "num_attention_heads"},
+                    {"layer_norm_epsilon"}});
   a.residual = Residual::Parallel;
   a.pre_mlp_norm = false;
   a.positions = PositionKind::Rotary;
@@ -35,13 +31,10 @@ ArchSpec gptj(const Config& c) {
   map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
   w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
   w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.fc_in.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.fc_in.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.fc_out.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.fc_out.bias", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.fc_in", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.fc_out", true);
   map_norm(w, "final_norm", "transformer.ln_f", true);
-  w["lm_head.weight"] = src("lm_head.weight");
-  w["lm_head.bias"] = src("lm_head.bias", true);
+  map_linear(w, "lm_head", "lm_head", true);
   // EleutherAI/gpt-j-6b carries the causal-mask buffers (and older exports the sin/cos table).
   a.ignored_weights = {A + "bias", A + "masked_bias", A + "embed_positions"};
   return a;

@@ -28,14 +28,10 @@ static ArchSpec mpt(const Config& c) {
   if (c.number_or({"expansion_ratio"}, 4.0) != 4.0) unsupported("expansion_ratio != 4");
   if (c.has("logit_scale")) unsupported("logit_scale");
 
-  a.hidden = c.integer({"d_model", "hidden_size"});
-  a.num_layers = c.integer({"n_layers", "num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"n_heads", "num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
+  read_sizes(a, c, {{"d_model", "hidden_size"}, {"n_layers", "num_hidden_layers"}, {"n_heads", "num_attention_heads"},
+                    {"layer_norm_epsilon"}});
   a.attn.scale = attn.number_or({"softmax_scale"}, 0.0);
   a.attn.clip_qkv = attn.number_or({"clip_qkv"}, 0.0);
-  a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_epsilon"}, 1e-5)};
   a.positions = PositionKind::Alibi;
   a.alibi = AlibiKind::Mpt;
   a.mlp.kind = MlpKind::Plain;

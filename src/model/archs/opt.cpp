@@ -12,10 +12,7 @@ static ArchSpec opt(const Config& c) {
   ArchSpec a;
   a.name = "opt";
   a.hf_class = "OPTForCausalLM";
-  a.hidden = c.integer({"hidden_size"});
-  a.num_layers = c.integer({"num_hidden_layers"});
-  a.vocab = c.integer({"vocab_size"});
-  a.max_positions = c.integer({"max_position_embeddings"});
+  read_sizes(a, c, {{"hidden_size"}, {"num_hidden_layers"}, {"num_attention_heads"}, {/* fixed 1e-5 */}, {"max_position_embeddings"}});
   auto unsupported = [&](const std::string& what, const std::string& hint) {
     throw Error(ErrorKind::Unsupported, c.source(), what + " is not supported", hint);
   };
@@ -24,10 +21,8 @@ static ArchSpec opt(const Config& c) {
   if (c.integer_or({"word_embed_proj_dim"}, a.hidden) != a.hidden)
     unsupported("word_embed_proj_dim != hidden_size (project_in / project_out)", "only OPT models without embedding projections are implemented");
   if (c.boolean_or({"_remove_final_layer_norm"}, false)) unsupported("_remove_final_layer_norm=true", "");
-  a.attn.num_heads = a.attn.num_kv_heads = c.integer({"num_attention_heads"});
-  a.attn.head_dim = a.hidden / a.attn.num_heads;
   const bool affine = c.boolean_or({"layer_norm_elementwise_affine"}, true);
-  a.norm = {affine ? NormKind::LayerNorm : NormKind::NonParametricLayerNorm, 1e-5};
+  if (!affine) a.norm.kind = NormKind::NonParametricLayerNorm;
   a.positions = PositionKind::Learned;
   a.learned_position_offset = 2;
   a.mlp.kind = MlpKind::Plain;
@@ -48,12 +43,9 @@ static ArchSpec opt(const Config& c) {
   const std::string A = L + "self_attn.";
   w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
   w["layers.{i}.attn.qkv.bias"] = cat({A + "q_proj.bias", A + "k_proj.bias", A + "v_proj.bias"}, true);
-  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
-  w["layers.{i}.attn.o.bias"] = src(A + "out_proj.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "fc1.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "fc1.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "fc2.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "fc2.bias", true);
+  map_linear(w, "layers.{i}.attn.o", A + "out_proj", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "fc1", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "fc2", true);
   norm("final_norm", D + "final_layer_norm");
   w["lm_head.weight"] = src("lm_head.weight");
   a.prefix_aliases = {{"model.", ""}};

@@ -22,21 +22,14 @@ static ArchSpec phi(const Config& c) {
   w.erase("layers.{i}.mlp_norm.weight");
   w.erase("layers.{i}.mlp.gate_up.weight");
   map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  w["layers.{i}.attn.o.weight"] = src(L + "self_attn.dense.weight");
-  w["layers.{i}.attn.o.bias"] = src(L + "self_attn.dense.bias", true);
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.fc1.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.fc1.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.fc2.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.fc2.bias", true);
+  map_linear(w, "layers.{i}.attn.o", L + "self_attn.dense", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.fc1", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.fc2", true);
   w.erase("final_norm.weight");
   map_norm(w, "final_norm", "model.final_layernorm", true);
   w["lm_head.bias"] = src("lm_head.bias", true);
-  if (c.boolean_or({"qk_layernorm"}, false)) {
-    a.attn.qk_norm = QkNorm::PerHead;
-    a.attn.qk_norm_spec = a.norm;
-    map_norm(w, "layers.{i}.attn.q_norm", L + "self_attn.q_layernorm", true);
-    map_norm(w, "layers.{i}.attn.k_norm", L + "self_attn.k_layernorm", true);
-  }
+  if (c.boolean_or({"qk_layernorm"}, false))
+    use_qk_norm(a, QkNorm::PerHead, L + "self_attn.q_layernorm", L + "self_attn.k_layernorm", true);
   return a;
 }
 

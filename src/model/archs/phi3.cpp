@@ -12,8 +12,7 @@ static ArchSpec phi3(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  w["layers.{i}.attn.qkv.weight"] = src(L + "self_attn.qkv_proj.weight");
-  w["layers.{i}.attn.qkv.bias"] = src(L + "self_attn.qkv_proj.bias", true);
+  map_linear(w, "layers.{i}.attn.qkv", L + "self_attn.qkv_proj", true);
   w["layers.{i}.mlp.gate_up.weight"] = src(L + "mlp.gate_up_proj.weight");
   return a;
 }

@@ -1,10 +1,10 @@
 // qwen2: llama, except biases on q/k/v (not o), tied embeddings by default, and an optional
 // sliding window on layers >= max_window_layers (or as `layer_types` says).
-#include "model/arch.hpp"
+#include "model/archs/archs.hpp"
 
 namespace nnterp::model {
 
-static ArchSpec qwen2(const Config& c) {
+ArchSpec qwen2(const Config& c) {
   ArchSpec a = llama_like(c, "qwen2", "Qwen2ForCausalLM");
   const bool use_window = c.boolean_or({"use_sliding_window"}, false);
   const int64_t window = use_window ? c.integer_or({"sliding_window"}, 0) : 0;

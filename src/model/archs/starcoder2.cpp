@@ -19,10 +19,8 @@ static ArchSpec starcoder2(const Config& c) {
   map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
   map_norm(w, "final_norm", "model.norm", true);
   w.erase("layers.{i}.mlp.gate_up.weight");
-  w["layers.{i}.mlp.up.weight"] = src(L + "mlp.c_fc.weight");
-  w["layers.{i}.mlp.up.bias"] = src(L + "mlp.c_fc.bias", true);
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.c_proj.weight");
-  w["layers.{i}.mlp.down.bias"] = src(L + "mlp.c_proj.bias", true);
+  map_linear(w, "layers.{i}.mlp.up", L + "mlp.c_fc", true);
+  map_linear(w, "layers.{i}.mlp.down", L + "mlp.c_proj", true);
   return a;
 }
 
