@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -27,6 +28,20 @@ std::string blas_config() {
   return "";
 }
 
+// glibc hands freed blocks at the top of the heap back to the OS and serves large blocks with
+// fresh mmaps, so every forward pass page-faults its activation buffers in again: measured on the
+// GPT-2-small shape, 10% of a 1×128 forward, and 14% more at 8×128 when a trace keeps the 12
+// layer outputs it handed out (bench_trace, docs/performance.md). Keep up to 256 MiB of freed
+// memory in the process instead. NNTERP_MALLOC=system leaves glibc's defaults.
+bool keep_freed_memory() {
+#ifdef __GLIBC__
+  if (const char* env = std::getenv("NNTERP_MALLOC"); env && std::string(env) == "system") return false;
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 ThreadingReport configure_threads(int threads) {
@@ -36,6 +51,7 @@ ThreadingReport configure_threads(int threads) {
   // libtorch intra-op = 1: with 2 pools of spinning workers on few cores, GEMMs run up to 14x and
   // softmax/layer_norm up to 400x slower (bench_forward --ops/--sweep, docs/performance.md).
   report.torch_threads = 1;
+  report.malloc_keeps_freed_memory = keep_freed_memory();
   if (const char* env = std::getenv("NNTERP_TORCH_THREADS"); env && std::atoi(env) > 0) report.torch_threads = std::atoi(env);
   at::set_num_threads(report.torch_threads);
   report.blas = blas_config();
