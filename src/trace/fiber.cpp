@@ -52,10 +52,13 @@ size_t page_size() {
   return size;
 }
 
+// Unmaps a stack from take() together with its guard page.
+void unmap_stack(void* stack) { munmap(static_cast<char*>(stack) - page_size(), kStackSize + page_size()); }
+
 struct StackPool {
   std::vector<void*> free;
   ~StackPool() {
-    for (void* s : free) munmap(static_cast<char*>(s) - page_size(), kStackSize + page_size());
+    for (void* s : free) unmap_stack(s);
   }
   void* take() {
     if (!free.empty()) {
@@ -74,7 +77,7 @@ struct StackPool {
     if (free.size() < 4) {
       free.push_back(s);
     } else {
-      munmap(static_cast<char*>(s) - page_size(), kStackSize + page_size());
+      unmap_stack(s);
     }
   }
 };
