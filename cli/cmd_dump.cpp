@@ -4,8 +4,8 @@
 
 #include "commands.hpp"
 #include "common.hpp"
-#include "core/tensor_text.hpp"
 #include "nnterp/error.hpp"
+#include "nnterp/inputs.hpp"
 #include "nnterp/model.hpp"
 #include "nnterp/recorder.hpp"
 #include "nnterp/safetensors.hpp"
@@ -17,23 +17,12 @@ struct DumpOptions : CommonOptions {
   std::vector<std::string> points;
 };
 
-static torch::Tensor read_int64(const io::SafetensorsFile& file, const std::string& name) {
-  const auto* info = file.find(name);
-  if (!info) throw Error(ErrorKind::Format, file.path().string(), "no tensor '" + name + "'",
-                         "the inputs file needs int64 input_ids [B,T] and attention_mask [B,T]");
-  auto t = file.tensor(name);
-  if (t.scalar_type() != torch::kInt64 || t.dim() != 2)
-    throw Error(ErrorKind::Shape, file.path().string() + " (tensor '" + name + "')",
-                "expected int64 [batch, tokens], got " + tensor_text(t));
-  return t.clone();
-}
-
 static void run_dump(const DumpOptions& options) {
   StandardizedTransformer model(prepare(options), LoadOptions{torch::kFloat32, false});
-  auto file = io::SafetensorsFile::open(options.inputs);
+  const TokenBatch inputs = io::read_token_inputs(options.inputs);
   ForwardInput in;
-  in.input_ids = read_int64(*file, "input_ids");
-  in.attention_mask = file->contains("attention_mask") ? read_int64(*file, "attention_mask") : torch::Tensor();
+  in.input_ids = inputs.input_ids;
+  in.attention_mask = inputs.attention_mask;
   std::vector<PointId> wanted;
   for (const auto& p : options.points) wanted.push_back(parse_point(p));
   PointRecorder recorder([&](const PointId& id) {

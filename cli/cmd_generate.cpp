@@ -9,7 +9,6 @@
 #include "cli_inputs.hpp"
 #include "commands.hpp"
 #include "common.hpp"
-#include "core/tensor_text.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/generate.hpp"
 #include "nnterp/safetensors.hpp"
@@ -109,7 +108,7 @@ static void run_generate(GenerateCommand& cmd) {
       }
     };
   }
-  TraceInput input = prompt.empty() ? TraceInput(read_token_inputs(cmd.inputs)) : TraceInput(prompt);
+  TraceInput input = prompt.empty() ? TraceInput(io::read_token_inputs(cmd.inputs)) : TraceInput(prompt);
   auto result = model.generate(input, cmd.generation, body);
   if (stream) fmt::print("\n");
   if (!cmd.out.empty())

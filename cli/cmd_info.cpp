@@ -5,7 +5,6 @@
 
 #include "commands.hpp"
 #include "common.hpp"
-#include "model/arch.hpp"
 #include "nnterp/model.hpp"
 
 namespace nnterp::cli {

@@ -24,7 +24,7 @@ static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o) {
     throw Error(ErrorKind::InvalidArgument, "target", "given several ways at once", "use one of --target, --target-ids, --target-inputs");
   if (!o.target_ids.empty()) return {TargetPrompt{"", o.index, o.target_ids}};
   if (!o.target_inputs.empty()) {
-    auto b = read_token_inputs(o.target_inputs);
+    auto b = io::read_token_inputs(o.target_inputs);
     std::vector<TargetPrompt> out;
     for (int64_t r = 0; r < b.input_ids.size(0); ++r) {
       auto row = b.input_ids[r].masked_select(b.attention_mask[r].ne(0)).contiguous();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "cli_inputs.hpp"
 #include "commands.hpp"
@@ -22,55 +23,13 @@ struct RunPromptsCmd : CommonOptions {
   bool allow_collisions = false;
 };
 
-// One JSONL record → a Prompt. Target values: a word, a list of words and/or token ids.
-static Prompt prompt_from_record(const nlohmann::json& j, const std::string& where, const StandardizedTransformer& model,
-                                 bool with_ids) {
-  if (!j.is_object() || !j.contains("targets") || !j["targets"].is_object() || j["targets"].empty())
-    throw Error(ErrorKind::Format, where, "expected {\"prompt\": \"...\", \"targets\": {\"category\": [\"word\", ...]}}",
-                "target values are words (strings) or token ids (integers)");
-  Prompt p;
-  if (j.contains("prompt")) {
-    if (!j["prompt"].is_string()) throw Error(ErrorKind::Format, where, "\"prompt\" is not a string");
-    p.prompt = j["prompt"].get<std::string>();
-  } else if (!with_ids) {
-    throw Error(ErrorKind::Format, where, "has no \"prompt\"", "give prompts in the file, or token ids with --inputs");
-  }
-  for (const auto& [category, value] : j["targets"].items()) {
-    auto list = value.is_array() ? value : nlohmann::json::array({value});
-    std::vector<std::string> words;
-    std::vector<int64_t> ids;
-    for (const auto& v : list) {
-      if (v.is_string()) words.push_back(v.get<std::string>());
-      else if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
-      else throw Error(ErrorKind::Format, where + " (target '" + category + "')", "values must be words (strings) or token ids (integers)");
-    }
-    if (!words.empty()) {
-      if (!model.tokenizer())
-        throw Error(ErrorKind::InvalidArgument, where + " (target '" + category + "')", "has words but the model has no tokenizer",
-                    "give the target as token ids (integers)");
-      p.target_strings[category] = words;
-      auto first = get_first_tokens(words, *model.tokenizer());
-      ids.insert(ids.begin(), first.begin(), first.end());
-    }
-    std::vector<int64_t> unique;
-    for (int64_t id : ids)
-      if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);
-    if (unique.empty()) throw Error(ErrorKind::Format, where + " (target '" + category + "')", "has no word or token id");
-    p.target_tokens[category] = unique;
-  }
-  return p;
-}
-
 static void run_run_prompts(const RunPromptsCmd& o) {
   auto model = load_model(prepare(o));
   const bool with_ids = !o.inputs.empty();
-  auto records = read_jsonl(o.prompts_file);
-  if (records.empty()) throw Error(ErrorKind::InvalidArgument, o.prompts_file, "holds no prompt");
-  std::vector<Prompt> prompts;
-  for (size_t i = 0; i < records.size(); ++i)
-    prompts.push_back(prompt_from_record(records[i], o.prompts_file + ":" + std::to_string(i + 1), model, with_ids));
+  auto prompts = read_target_prompts(o.prompts_file, model.tokenizer(), with_ids);
+  if (prompts.empty()) throw Error(ErrorKind::InvalidArgument, o.prompts_file, "holds no prompt");
   if (with_ids) {
-    auto b = read_token_inputs(o.inputs);
+    auto b = io::read_token_inputs(o.inputs);
     if (b.input_ids.size(0) != static_cast<int64_t>(prompts.size()))
       throw Error(ErrorKind::InvalidArgument, o.inputs,
                   "has " + std::to_string(b.input_ids.size(0)) + " rows but " + o.prompts_file + " has " + std::to_string(prompts.size()) +
@@ -120,7 +79,7 @@ static void run_run_prompts(const RunPromptsCmd& o) {
     f << table.to_csv();
   }
   if (o.json)
-    fmt::print("{}\n", table.to_json().dump(2));
+    fmt::print("{}\n", table.to_json(2));
   else
     fmt::print("{}", table.to_csv());
 }

@@ -6,14 +6,12 @@
 
 #include "cli_inputs.hpp"
 #include "commands.hpp"
+#include "nnterp/hub.hpp"
 #include "nnterp/threading.hpp"
 
 namespace nnterp::cli {
 
-std::string default_model() {
-  if (const char* env = std::getenv("NNTERP_DEFAULT_MODEL"); env && *env) return env;
-  return NNTERP_DEFAULT_MODEL_DIR;
-}
+std::string default_model() { return default_model_dir().string(); }
 
 void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_required) {
   auto* opt = cmd.add_option("model", options.model,

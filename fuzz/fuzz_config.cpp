@@ -19,6 +19,7 @@
 #include <fstream>
 
 #include "fuzz_common.hpp"
+#include "io/config_json.hpp"
 #include "model/arch.hpp"
 #include "nnterp/config.hpp"
 
@@ -103,7 +104,7 @@ json value(Bytes& in, int depth = 0) {
 
 void check(json j) {
   accepts([&] {
-    Config config(std::move(j), "config.json");
+    Config config = ConfigAccess::from_json(std::move(j), "config.json");
     config.checkpoint_dtype();
     model::ArchSpec a = model::arch_from_config(config);
     require(a.layers.size() == static_cast<size_t>(a.num_layers), "one LayerSpec per layer");
@@ -111,6 +112,9 @@ void check(json j) {
                 a.attn.head_dim > 0,
             "positive sizes");
     require(!a.weights.empty(), "a weight map");
+    for (Weight needed : {Weight::Embed, Weight::Qkv, Weight::O, Weight::LmHead})
+      require(a.weights.count(needed) == 1, "a source for every weight the decoder always reads");
+    for (const auto& [weight, source] : a.weights) require(!source.parts.empty(), "every weight has HF sources");
   });
 }
 

@@ -17,7 +17,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -74,7 +73,7 @@ class ActivationShards {
   static ActivationShards open(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
-  const nlohmann::json& manifest() const { return manifest_; }
+  const std::string& manifest_json() const { return manifest_json_; }  // manifest.json as read
   const std::vector<int>& layers() const { return layers_; }
   int64_t num_prompts() const { return num_prompts_; }
   int64_t hidden_size() const { return hidden_; }
@@ -90,7 +89,7 @@ class ActivationShards {
 
  private:
   std::filesystem::path dir_;
-  nlohmann::json manifest_;
+  std::string manifest_json_;
   std::vector<int> layers_;
   int64_t num_prompts_ = 0, hidden_ = 0;
   std::vector<std::filesystem::path> shards_;

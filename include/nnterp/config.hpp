@@ -1,22 +1,24 @@
-// A model's config.json with typed, error-reporting accessors.
+// A model's config.json with typed, error-reporting accessors. Every accessor that reads a value
+// names the file and the key when the value is missing or of the wrong type.
 #pragma once
 
 #include <filesystem>
 #include <initializer_list>
-#include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace nnterp {
 
 class Config {
  public:
-  Config() = default;
-  Config(nlohmann::json json, std::string source);
+  Config();  // an empty object
   static Config load(const std::filesystem::path& config_json);
+  // JSON text (an object); `source` names it in errors.
+  static Config parse(std::string_view json_text, std::string source);
 
-  const nlohmann::json& json() const { return json_; }
-  const std::string& source() const { return source_; }
+  const std::string& source() const;
   std::string model_type() const;
   // The checkpoint's dtype as written by transformers ("float32", "bfloat16", ...): the key
   // `dtype` (transformers >= 4.56) or `torch_dtype` (older); nullopt when neither is present.
@@ -32,11 +34,16 @@ class Config {
   double number_or(std::initializer_list<const char*> keys, double fallback) const;
   bool boolean_or(std::initializer_list<const char*> keys, bool fallback) const;
   std::string string_or(std::initializer_list<const char*> keys, const std::string& fallback) const;
-  const nlohmann::json* find(std::initializer_list<const char*> keys) const;
+  // The nested object `key` (rope_scaling, attn_config, ...) as a Config whose source names it;
+  // empty when absent or null; Error(Config) when it is not an object.
+  Config section(const char* key) const;
+  // The JSON text (indent < 0: one line).
+  std::string dump(int indent = -1) const;
 
  private:
-  nlohmann::json json_;
-  std::string source_;
+  struct Data;
+  std::shared_ptr<const Data> data_;
+  friend struct ConfigAccess;
 };
 
 }  // namespace nnterp

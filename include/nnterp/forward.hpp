@@ -3,12 +3,27 @@
 
 #include <torch/types.h>
 
+#include <initializer_list>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "nnterp/points.hpp"
+#include "nnterp/token_batch.hpp"
 
 namespace nnterp {
+
+// What a forward, a trace or a method runs on: one prompt, a batch of prompts (tokenized with the
+// model's tokenizer, left-padded), or token ids. `{"a", "b"}` is a batch of two prompts.
+struct TraceInput {
+  TraceInput(const char* prompt) : prompts{prompt} {}
+  TraceInput(const std::string& prompt) : prompts{prompt} {}
+  TraceInput(std::vector<std::string> batch) : prompts(std::move(batch)) {}
+  TraceInput(std::initializer_list<std::string> batch) : prompts(batch) {}
+  TraceInput(TokenBatch batch) : tokens(std::move(batch)) {}
+  std::vector<std::string> prompts;
+  std::optional<TokenBatch> tokens;
+};
 
 // Keys and values of every layer for the positions already processed (post-rotary keys,
 // [B, kv_heads, S, d_head]); empty before the first forward.

@@ -25,7 +25,7 @@
 
 namespace nnterp {
 
-class StandardizedTransformer;
+class LanguageModel;
 
 // Checked before anything runs (Error(InvalidArgument) naming the option): max_new_tokens >= 1,
 // temperature >= 0, top_k >= 0, top_p in (0, 1], repetition_penalty > 0, the pad id inside the
@@ -62,7 +62,7 @@ StepBody at_all_steps(TraceBody body);
 StepBody at_steps(int first, int last, TraceBody body);  // inclusive
 StepBody at_prompt(TraceBody body);                      // step 0 only
 
-GenerateResult generate(const StandardizedTransformer& model, const TraceInput& inputs,
+GenerateResult generate(const LanguageModel& model, const TraceInput& inputs,
                         const GenerateOptions& options = {}, const StepBody& body = {});
 
 }  // namespace nnterp

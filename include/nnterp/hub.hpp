@@ -18,4 +18,9 @@ std::vector<std::filesystem::path> hub_cache_dirs();
 // (or the named ref / commit). Throws Error(NotFound) listing every place searched.
 std::filesystem::path resolve_model(const std::string& id_or_path);
 
+// The embedded default model (a small LLaMA trained by nnterp, docs/toy_model.md): $NNTERP_DEFAULT_MODEL
+// when set, else <prefix>/share/nnterp/models/default next to an installed libnnterp or program,
+// else models/default of the source tree the library was built from. Error(NotFound) lists the places.
+std::filesystem::path default_model_dir();
+
 }  // namespace nnterp

@@ -22,8 +22,8 @@
 
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "nnterp/collect.hpp"
@@ -117,6 +117,13 @@ struct RunPromptsOptions {
   bool progress = true;  // a progress bar on stderr when it is a terminal
 };
 
+// Prompts with target categories from a JSONL file, one record per line:
+//   {"prompt": "Le chat", "targets": {"fr": ["chat", "chien"], "en": ["cat", 1234]}}
+// Target values are words (their first tokens, see get_first_tokens; needs `tokenizer`) and/or
+// token ids. With `prompt_optional`, a record may omit "prompt" (its tokens then come from
+// elsewhere, e.g. an --inputs file, through Prompt::token_ids). Errors name the file and line.
+std::vector<Prompt> read_target_prompts(const std::string& path, const Tokenizer* tokenizer, bool prompt_optional = false);
+
 // Runs every prompt (in batches) and returns each category's probability mass:
 // {category: [N, layers]} (layers = 1 for next-token probabilities). All prompts must have the same
 // categories, and either all be text or all be token ids.
@@ -182,12 +189,15 @@ torch::Tensor steering_vector(const StandardizedTransformer& model, const TraceI
 
 // ---- tables ----------------------------------------------------------------------------------
 
-// A table of JSON cells (strings, numbers, arrays), printable as CSV or JSON.
+// A table cell: empty, a text, a number, or a list of texts or of token ids.
+using TableCell = std::variant<std::monostate, std::string, double, std::vector<std::string>, std::vector<int64_t>>;
+
+// A table printable as CSV or JSON.
 struct Table {
   std::vector<std::string> columns;
-  std::vector<std::vector<nlohmann::json>> rows;
-  std::string to_csv() const;       // RFC 4180 quoting; arrays are written space-separated
-  nlohmann::json to_json() const;   // [{column: value, ...}, ...]
+  std::vector<std::vector<TableCell>> rows;
+  std::string to_csv() const;                 // RFC 4180 quoting; lists are written space-separated
+  std::string to_json(int indent = -1) const;  // [{column: value, ...}, ...]; indent < 0: one line
 };
 
 // One row per prompt: prompt, then per category (sorted) <cat>_words, <cat>_tokens (token

@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "nnterp/token_batch.hpp"
 #include "nnterp/tokenizer.hpp"
 
 namespace nnterp {
 
-struct BatchTensors {
-  torch::Tensor input_ids;       // int64 [B, T]
-  torch::Tensor attention_mask;  // int64 [B, T], 0 on padding
-};
+using BatchTensors = TokenBatch;
 
 // Converts a (rectangular) BatchEncoding to int64 [B, T] tensors on the CPU.
 BatchTensors to_tensors(const BatchEncoding& batch);

@@ -36,7 +36,7 @@
 
 namespace nnterp {
 
-class StandardizedTransformer;
+class LanguageModel;
 class Trace;
 
 struct TraceOptions {
@@ -45,24 +45,6 @@ struct TraceOptions {
   // checked for NaN/Inf, and the first one to hold any is named in a warning on stderr (once per
   // trace). Costs one pass over each later activation, and nothing in traces that only read.
   bool check_non_finite = true;
-};
-
-// The inputs of a trace: token ids with their attention mask (left padding).
-struct TokenBatch {
-  torch::Tensor input_ids;       // int64 [B, T]
-  torch::Tensor attention_mask;  // int64 [B, T]; undefined: all ones
-};
-
-// What a trace (or a method) runs on: one prompt, a batch of prompts (tokenized with the model's
-// tokenizer, left-padded), or token ids. `{"a", "b"}` is a batch of two prompts.
-struct TraceInput {
-  TraceInput(const char* prompt) : prompts{prompt} {}
-  TraceInput(const std::string& prompt) : prompts{prompt} {}
-  TraceInput(std::vector<std::string> batch) : prompts(std::move(batch)) {}
-  TraceInput(std::initializer_list<std::string> batch) : prompts(batch) {}
-  TraceInput(TokenBatch batch) : tokens(std::move(batch)) {}
-  std::vector<std::string> prompts;
-  std::optional<TokenBatch> tokens;
 };
 
 // `t.layers_output[i]` and friends.
@@ -117,7 +99,7 @@ class Trace {
   torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
 
   int num_layers() const;
-  const StandardizedTransformer& model() const;
+  const LanguageModel& model() const;
 
   struct Engine;
   explicit Trace(Engine& engine) : engine_(engine) {}
@@ -132,10 +114,10 @@ using TraceBody = std::function<void(Trace&)>;
 
 // Runs `body` interleaved with one forward pass over `inputs`; returns the logits (undefined if the
 // body called stop()). An exception in the body abandons the forward cleanly and propagates.
-torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& inputs, const TraceBody& body,
+torch::Tensor run_trace(const LanguageModel& model, const TokenBatch& inputs, const TraceBody& body,
                         const TraceOptions& options = {});
 // The same over a full ForwardInput (KV cache, explicit positions, last-position logits).
-torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput& input, const TraceBody& body,
+torch::Tensor run_trace(const LanguageModel& model, const ForwardInput& input, const TraceBody& body,
                         const TraceOptions& options = {});
 
 }  // namespace nnterp

@@ -9,7 +9,7 @@
 
 namespace nnterp {
 
-class StandardizedTransformer;
+class LanguageModel;
 
 struct ValidationCheck {
   std::string name;    // "shape of layers.{i}.attn_probs"
@@ -23,6 +23,6 @@ struct ValidationReport {
   std::string failures() const;  // one line per failed check
 };
 
-ValidationReport validate_model(const StandardizedTransformer& model);
+ValidationReport validate_model(const LanguageModel& model);
 
 }  // namespace nnterp

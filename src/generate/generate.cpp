@@ -8,9 +8,8 @@
 #include <limits>
 #include <random>
 
-#include "model/arch.hpp"
 #include "nnterp/error.hpp"
-#include "nnterp/model.hpp"
+#include "nnterp/language_model.hpp"
 #include "nnterp/tokenizer.hpp"
 
 namespace nnterp {
@@ -64,19 +63,20 @@ void check_left_padded(const torch::Tensor& mask) {
 }
 
 // With learned absolute positions, the last forward step sees position (longest prompt + max_new_tokens - 2).
-void check_position_budget(const StandardizedTransformer& model, const torch::Tensor& mask, int max_new_tokens) {
-  const auto& spec = model.arch();
-  if (spec.positions != model::PositionKind::Learned || spec.max_positions <= 0) return;
+void check_position_budget(const LanguageModel& model, const torch::Tensor& mask, int max_new_tokens) {
+  const auto positions = model.learned_positions();
+  if (!positions) return;
+  const int64_t max_positions = *positions;
   const int64_t longest = mask.ne(0).sum(1).max().item<int64_t>();
   const int64_t needed = longest + max_new_tokens - 1;  // the last generated token is never fed back
-  if (needed <= spec.max_positions) return;
-  const int64_t room = spec.max_positions - longest + 1;
+  if (needed <= max_positions) return;
+  const int64_t room = max_positions - longest + 1;
   throw Error(ErrorKind::InvalidArgument, "max_new_tokens",
               "a prompt of " + std::to_string(longest) + " tokens plus " + std::to_string(max_new_tokens) +
                   " new tokens needs " + std::to_string(needed) + " positions, but the model has " +
-                  std::to_string(spec.max_positions) + " learned positions",
+                  std::to_string(max_positions) + " learned positions",
               room >= 1 ? "lower max_new_tokens to at most " + std::to_string(room) + " or shorten the prompt"
-                        : "shorten the prompt to at most " + std::to_string(spec.max_positions) + " tokens");
+                        : "shorten the prompt to at most " + std::to_string(max_positions) + " tokens");
 }
 
 // HF's RepetitionPenaltyLogitsProcessor: every token already in the sequence has its logit divided
@@ -117,7 +117,7 @@ torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& seen, con
 
 }  // namespace
 
-GenerateResult generate(const StandardizedTransformer& model, const TraceInput& inputs, const GenerateOptions& options,
+GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, const GenerateOptions& options,
                         const StepBody& body) {
   check_options(options);
   TokenBatch batch = model.tokenize(inputs);  // checks ids, mask values and empty rows
@@ -193,11 +193,6 @@ GenerateResult generate(const StandardizedTransformer& model, const TraceInput& 
     }
   }
   return result;
-}
-
-GenerateResult StandardizedTransformer::generate(const TraceInput& inputs, const GenerateOptions& options,
-                                                 const StepBody& body) const {
-  return nnterp::generate(*this, inputs, options, body);
 }
 
 }  // namespace nnterp

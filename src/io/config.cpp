@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 
+#include "io/config_json.hpp"
 #include "io/json_limits.hpp"
 #include "nnterp/error.hpp"
 
@@ -11,44 +13,73 @@ namespace nnterp {
 
 using nlohmann::json;
 
-Config::Config(nlohmann::json j, std::string source) : json_(std::move(j)), source_(std::move(source)) {
-  if (!json_.is_object()) throw Error(ErrorKind::Config, source_, "config is not a JSON object");
-  io::check_json_depth(io::json_value_depth(json_), source_);  // before anything copies or dumps it
+struct Config::Data {
+  nlohmann::json value = nlohmann::json::object();
+  std::string source = "(empty config)";
+};
+
+Config::Config() : data_(std::make_shared<const Data>()) {}
+
+Config ConfigAccess::from_json(nlohmann::json j, std::string source) {
+  if (!j.is_object()) throw Error(ErrorKind::Config, source, "config is not a JSON object");
+  io::check_json_depth(io::json_value_depth(j), source);  // before anything copies or dumps it
+  Config c;
+  c.data_ = std::make_shared<const Config::Data>(Config::Data{std::move(j), std::move(source)});
+  return c;
 }
+
+const nlohmann::json& ConfigAccess::json(const Config& c) { return c.data_->value; }
+
+const json* config_find(const Config& c, std::initializer_list<const char*> keys) {
+  const json& j = ConfigAccess::json(c);
+  for (const char* k : keys) {
+    auto it = j.find(k);
+    if (it != j.end() && !it->is_null()) return &*it;
+  }
+  return nullptr;
+}
+
+const std::string& Config::source() const { return data_->source; }
+
+std::string Config::dump(int indent) const { return data_->value.dump(indent); }
+
+Config Config::section(const char* key) const {
+  const json* v = config_find(*this, {key});
+  if (v && !v->is_object())
+    throw Error(ErrorKind::Config, source(), "'" + std::string(key) + "' should be an object or null, got " + v->dump());
+  return ConfigAccess::from_json(v ? *v : json::object(), source() + " (" + key + ")");
+}
+
+static Config parse_text(std::string_view text, std::string source) {
+  io::check_json_depth(io::json_text_depth(text), source);
+  json parsed;
+  try {
+    parsed = json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Format, source, std::string("invalid JSON: ") + e.what());
+  }
+  return ConfigAccess::from_json(std::move(parsed), std::move(source));
+}
+
+Config Config::parse(std::string_view text, std::string source) { return parse_text(text, std::move(source)); }
 
 Config Config::load(const std::filesystem::path& path) {
   std::error_code ec;
   std::ifstream in(path, std::ios::binary);
   if (!in || !std::filesystem::is_regular_file(path, ec))
     throw Error(ErrorKind::Io, path.string(), "cannot open", "a model folder must contain config.json");
-  nlohmann::json parsed;
-  try {
-    parsed = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::Format, path.string(), std::string("invalid JSON: ") + e.what());
-  }
-  return Config(std::move(parsed), path.string());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_text(text, path.string());
 }
 
 std::string Config::model_type() const { return string({"model_type"}); }
 
 std::optional<std::string> Config::checkpoint_dtype() const {
-  if (!find({"dtype", "torch_dtype"})) return std::nullopt;
+  if (!config_find(*this, {"dtype", "torch_dtype"})) return std::nullopt;
   return string({"dtype", "torch_dtype"});
 }
 
-bool Config::has(const std::string& key) const {
-  auto it = json_.find(key);
-  return it != json_.end() && !it->is_null();
-}
-
-const json* Config::find(std::initializer_list<const char*> keys) const {
-  for (const char* k : keys) {
-    auto it = json_.find(k);
-    if (it != json_.end() && !it->is_null()) return &*it;
-  }
-  return nullptr;
-}
+bool Config::has(const std::string& key) const { return config_find(*this, {key.c_str()}) != nullptr; }
 
 static std::string names(std::initializer_list<const char*> keys) {
   std::string out;
@@ -84,20 +115,20 @@ static T typed(const json& value, const Config& c, std::initializer_list<const c
     return value.get<T>();
   } catch (const std::exception&) {
     throw Error(ErrorKind::Config, c.source(),
-                "'" + first_present_name(c.json(), keys) + "' should be " + what + ", got " + value.dump());
+                "'" + first_present_name(ConfigAccess::json(c), keys) + "' should be " + what + ", got " + value.dump());
   }
 }
 
 template <typename T>
 static T required(const Config& c, std::initializer_list<const char*> keys, const char* what) {
-  const json* v = c.find(keys);
+  const json* v = config_find(c, keys);
   if (!v) throw Error(ErrorKind::Config, c.source(), "missing " + names(keys) + " (" + what + ")");
   return typed<T>(*v, c, keys, what);
 }
 
 template <typename T>
 static T optional_value(const Config& c, std::initializer_list<const char*> keys, T fallback, const char* what) {
-  const json* v = c.find(keys);
+  const json* v = config_find(c, keys);
   return v ? typed<T>(*v, c, keys, what) : fallback;
 }
 

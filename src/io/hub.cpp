@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "core/data_files.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp {
@@ -83,6 +84,10 @@ fs::path resolve_model(const std::string& id_or_path) {
   throw Error(ErrorKind::NotFound, id_or_path, "no model folder found; searched:" + where + note,
               "pass a folder holding config.json and *.safetensors, or a hub id present in the local "
               "HuggingFace cache (set HF_HUB_CACHE or HF_HOME); nnterp never downloads");
+}
+
+std::filesystem::path default_model_dir() {
+  return find_data_path("NNTERP_DEFAULT_MODEL", "models/default", "models/default", "the default model");
 }
 
 }  // namespace nnterp

@@ -2,6 +2,7 @@
 // to safetensors shards with a manifest (resumable, memory bounded by one shard).
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "methods/method_utils.hpp"
@@ -274,8 +275,8 @@ ActivationShards ActivationShards::open(const fs::path& dir) {
                 "write one with collect_token_activations (out_dir) or `nnterp collect --out-dir`");
   ActivationShards s;
   s.dir_ = dir;
-  s.manifest_ = read_manifest(mpath);
-  const auto& m = s.manifest_;
+  const auto m = read_manifest(mpath);
+  s.manifest_json_ = m.dump(1);
   try {
     if (m.at("format") != kFormat) throw Error(ErrorKind::Format, mpath.string(), "format is not " + std::string(kFormat));
     s.layers_ = m.at("layers").get<std::vector<int>>();

@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <optional>
 #include <set>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/tensor_text.hpp"
+#include "io/jsonl.hpp"
 #include "methods/method_utils.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/methods.hpp"
@@ -166,6 +168,58 @@ std::map<std::string, torch::Tensor> run_prompts(const StandardizedTransformer& 
   return out;
 }
 
+// ---- prompts from a file ---------------------------------------------------------------------
+
+namespace {
+
+// One JSONL record → a Prompt. Target values: a word, a list of words and/or token ids.
+Prompt prompt_from_record(const nlohmann::json& j, const std::string& where, const Tokenizer* tokenizer, bool prompt_optional) {
+  if (!j.is_object() || !j.contains("targets") || !j["targets"].is_object() || j["targets"].empty())
+    throw Error(ErrorKind::Format, where, "expected {\"prompt\": \"...\", \"targets\": {\"category\": [\"word\", ...]}}",
+                "target values are words (strings) or token ids (integers)");
+  Prompt p;
+  if (j.contains("prompt")) {
+    if (!j["prompt"].is_string()) throw Error(ErrorKind::Format, where, "\"prompt\" is not a string");
+    p.prompt = j["prompt"].get<std::string>();
+  } else if (!prompt_optional) {
+    throw Error(ErrorKind::Format, where, "has no \"prompt\"", "give prompts in the file, or token ids with --inputs");
+  }
+  for (const auto& [category, value] : j["targets"].items()) {
+    auto list = value.is_array() ? value : nlohmann::json::array({value});
+    std::vector<std::string> words;
+    std::vector<int64_t> ids;
+    for (const auto& v : list) {
+      if (v.is_string()) words.push_back(v.get<std::string>());
+      else if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
+      else throw Error(ErrorKind::Format, where + " (target '" + category + "')", "values must be words (strings) or token ids (integers)");
+    }
+    if (!words.empty()) {
+      if (!tokenizer)
+        throw Error(ErrorKind::InvalidArgument, where + " (target '" + category + "')", "has words but the model has no tokenizer",
+                    "give the target as token ids (integers)");
+      p.target_strings[category] = words;
+      auto first = get_first_tokens(words, *tokenizer);
+      ids.insert(ids.begin(), first.begin(), first.end());
+    }
+    std::vector<int64_t> unique;
+    for (int64_t id : ids)
+      if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);
+    if (unique.empty()) throw Error(ErrorKind::Format, where + " (target '" + category + "')", "has no word or token id");
+    p.target_tokens[category] = unique;
+  }
+  return p;
+}
+
+}  // namespace
+
+std::vector<Prompt> read_target_prompts(const std::string& path, const Tokenizer* tokenizer, bool prompt_optional) {
+  std::vector<Prompt> out;
+  const auto records = io::read_jsonl(path);
+  for (size_t i = 0; i < records.size(); ++i)
+    out.push_back(prompt_from_record(records[i], path + ":" + std::to_string(i + 1), tokenizer, prompt_optional));
+  return out;
+}
+
 // ---- tables ---------------------------------------------------------------------------------
 
 namespace {
@@ -179,6 +233,15 @@ std::string csv_text(const nlohmann::json& cell) {
     return s;
   }
   return cell.dump();
+}
+
+nlohmann::json cell_json(const TableCell& cell) {
+  return std::visit(
+      [](const auto& v) -> nlohmann::json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) return nullptr;
+        else return v;
+      },
+      cell);
 }
 
 std::string csv_quote(const std::string& s) {
@@ -199,20 +262,20 @@ std::string Table::to_csv() const {
   for (size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << csv_quote(columns[c]);
   out << "\n";
   for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << csv_quote(csv_text(row[c]));
+    for (size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << csv_quote(csv_text(cell_json(row[c])));
     out << "\n";
   }
   return out.str();
 }
 
-nlohmann::json Table::to_json() const {
+std::string Table::to_json(int indent) const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& row : rows) {
     nlohmann::json o = nlohmann::json::object();
-    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) o[columns[c]] = row[c];
+    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) o[columns[c]] = cell_json(row[c]);
     out.push_back(o);
   }
-  return out;
+  return out.dump(indent);
 }
 
 Table prompts_to_table(const std::vector<Prompt>& prompts, const std::map<std::string, torch::Tensor>& results,
@@ -246,16 +309,16 @@ Table prompts_to_table(const std::vector<Prompt>& prompts, const std::map<std::s
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
     const auto& p = prompts[i];
-    std::vector<nlohmann::json> row;
+    std::vector<TableCell> row;
     row.emplace_back(p.prompt);
     if (any_ids) row.emplace_back(p.token_ids);
     for (const auto& c : categories) {
       auto words = p.target_strings.find(c);
-      row.emplace_back(words == p.target_strings.end() ? nlohmann::json::array() : nlohmann::json(words->second));
+      row.emplace_back(words == p.target_strings.end() ? std::vector<std::string>{} : words->second);
       auto ids_it = p.target_tokens.find(c);
       const std::vector<int64_t> ids = ids_it == p.target_tokens.end() ? std::vector<int64_t>{} : ids_it->second;
       if (tokenizer) {
-        nlohmann::json toks = nlohmann::json::array();
+        std::vector<std::string> toks;
         for (int64_t id : ids) toks.push_back(tokenizer->id_to_token(id));
         row.emplace_back(toks);
       }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nnterp/config.hpp"
+#include "nnterp/weight_names.hpp"
 
 namespace nnterp::model {
 
@@ -106,8 +107,8 @@ struct BranchQuirks {
   bool mlp_output_includes_residual = false;   // Bloom, MPT
 };
 
-// How a standardized weight is assembled from checkpoint tensors. Names may contain "{i}" (layer)
-// and "{e}" (expert). Parts are concatenated along dim 0 (output rows) after the transform.
+// How a standardized weight is assembled from checkpoint tensors. HF names may contain "{i}"
+// (layer) and "{e}" (expert). Parts are concatenated along dim 0 (output rows) after the transform.
 enum class WeightTransform {
   None,
   Transpose,           // GPT-2 Conv1D stores [in, out]
@@ -122,17 +123,20 @@ struct WeightSource {
   bool optional = false;           // absent from the checkpoint: the weight is simply not used (e.g. a bias)
 };
 
-// Standardized weight names (one decoder reads these; see decoder.cpp):
-//   embed.weight  pos_embed.weight  embed_norm.{weight,bias}
-//   layers.{i}.attn_norm.*  layers.{i}.mlp_norm.*  layers.{i}.post_attn_norm.*  layers.{i}.post_mlp_norm.*
-//   layers.{i}.attn.qkv.{weight,bias}   rows [q (heads·hd) | k (kv·hd) | v (kv·hd)]
-//   layers.{i}.attn.o.{weight,bias}  layers.{i}.attn.q_norm.{weight,bias}  layers.{i}.attn.k_norm.*
-//     (PerHeadSeparate q/k norms: weight [heads, hd])
-//   layers.{i}.mlp.up.*  layers.{i}.mlp.gate_up.* (rows [gate | up])  layers.{i}.mlp.down.*
-//   layers.{i}.moe.router.weight  layers.{i}.moe.experts.{e}.gate_up.weight  .down.weight
-//   layers.{i}.moe.shared.gate_up.weight  .shared.down.weight  layers.{i}.moe.shared_gate.weight
-//   final_norm.{weight,bias}  lm_head.{weight,bias}
-using WeightMap = std::map<std::string, WeightSource>;
+// Standardized weight → how to build it. The keys are the typed vocabulary of
+// include/nnterp/weight_names.hpp (a misspelled key does not compile); a Layer-scoped weight is
+// loaded once per layer, an Expert-scoped one once per layer and expert, with "{i}" / "{e}" in
+// its HF source names expanded.
+using WeightMap = std::map<Weight, WeightSource>;
+
+// What load_weights does with a checkpoint tensor that no WeightSource reads (and that
+// `ignored_weights` does not list). Error is the default and what every architecture uses: an
+// unused tensor means nnterp would silently run a different model than the checkpoint's (a bias,
+// a gate, a norm that HF applies and nnterp skips). `ignored_weights` is the place for tensors
+// known not to be parameters (causal-mask and rotary buffers saved by old exports); those are
+// skipped silently under either policy. Warn prints the unused tensors on stderr and loads the
+// model anyway: only for an architecture whose checkpoints are known to carry dead parameters.
+enum class UnusedTensors { Error, Warn };
 
 struct ArchSpec {
   std::string name;        // registry name ("llama")
@@ -166,7 +170,8 @@ struct ArchSpec {
   bool tie_embeddings = false;
 
   WeightMap weights;
-  std::vector<std::string> ignored_weights;  // HF names (with {i}) that exist but are not parameters
+  std::vector<std::string> ignored_weights;  // HF names (with {i} / {e}) that exist but are not parameters
+  UnusedTensors unused_tensors = UnusedTensors::Error;  // see UnusedTensors
   // Checkpoints saved from the base model lack the task prefix: {"transformer.", ""} lets
   // "transformer.h.0.ln_1.weight" be found as "h.0.ln_1.weight" (the hub's own gpt2 is saved so).
   std::vector<std::pair<std::string, std::string>> prefix_aliases;
@@ -223,9 +228,11 @@ ArchSpec llama_like(const Config& c, const std::string& name, const std::string&
 // Weight-map helpers for the common "model.layers.{i}...." layout.
 WeightSource src(std::string name, bool optional = false);
 WeightSource cat(std::vector<std::string> names, bool optional = false);
-void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias);
-// <std_prefix>.weight ← <hf_prefix>.weight, and when `with_bias` the optional <hf_prefix>.bias.
-void map_linear(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias);
+// w[weight] ← <hf_prefix>.weight, and when `with_bias` w[bias_of(weight)] ← the optional
+// <hf_prefix>.bias. `weight` must have a bias twin when `with_bias` (Weight::O, Weight::Up, ...).
+void map_linear(WeightMap& w, Weight weight, const std::string& hf_prefix, bool with_bias);
+// The same for a norm (Weight::AttnNorm ← "model.layers.{i}.input_layernorm").
+void map_norm(WeightMap& w, Weight weight, const std::string& hf_prefix, bool with_bias);
 // A QK-norm of `kind` shaped like the block norm (a.norm), weights (and biases when `with_bias`)
 // from the HF norms `hf_q` / `hf_k` (names with "{i}").
 void use_qk_norm(ArchSpec& a, QkNorm kind, const std::string& hf_q, const std::string& hf_k, bool with_bias = false);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "io/config_json.hpp"
 #include "model/arch.hpp"
 #include "nnterp/error.hpp"
 
@@ -61,7 +62,7 @@ static void check_config_sizes(const Config& c) {
     if (!c.has(key)) continue;
     const double v = c.number({key});
     if (!(v >= 0.0 && v <= 1.0))
-      throw Error(ErrorKind::Config, c.source(), "'" + std::string(key) + "' is " + c.json().at(key).dump() +
+      throw Error(ErrorKind::Config, c.source(), "'" + std::string(key) + "' is " + ConfigAccess::json(c).at(key).dump() +
                                                      ", expected a fraction of the head dimension in [0, 1]");
   }
 }
@@ -122,10 +123,8 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
   r.dim = rotary_dim;
   r.layout = layout;
   r.theta = c.number_or({"rope_theta", "rotary_emb_base", "rope_embedding_base"}, default_theta);
-  const auto* scaling = c.find({"rope_scaling"});
-  if (!scaling) return r;
-  if (!scaling->is_object()) throw Error(ErrorKind::Config, c.source(), "'rope_scaling' should be an object or null");
-  Config s(*scaling, c.source() + " (rope_scaling)");
+  if (!c.has("rope_scaling")) return r;
+  const Config s = c.section("rope_scaling");
   std::string type = s.string_or({"rope_type", "type"}, "default");
   if (type == "default") return r;
   if (type == "linear") {
@@ -157,7 +156,7 @@ Activation activation_from_name(const std::string& name, const std::string& sour
 
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t n, std::function<bool(int64_t)> fallback) {
   std::vector<bool> sliding(static_cast<size_t>(n));
-  if (const auto* types = c.find({"layer_types"})) {
+  if (const auto* types = config_find(c, {"layer_types"})) {
     if (!types->is_array() || types->size() != static_cast<size_t>(n))
       throw Error(ErrorKind::Config, c.source(), "'layer_types' should list one type per layer (" + std::to_string(n) + ")");
     for (int64_t i = 0; i < n; ++i) {
@@ -184,20 +183,20 @@ WeightSource cat(std::vector<std::string> names, bool optional) {
   return WeightSource{std::move(names), WeightTransform::None, optional};
 }
 
-void map_linear(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias) {
-  w[std_prefix + ".weight"] = src(hf_prefix + ".weight");
-  if (with_bias) w[std_prefix + ".bias"] = src(hf_prefix + ".bias", true);
+void map_linear(WeightMap& w, Weight weight, const std::string& hf_prefix, bool with_bias) {
+  w[weight] = src(hf_prefix + ".weight");
+  if (with_bias) w[bias_of(weight)] = src(hf_prefix + ".bias", true);
 }
 
-void map_norm(WeightMap& w, const std::string& std_prefix, const std::string& hf_prefix, bool with_bias) {
-  map_linear(w, std_prefix, hf_prefix, with_bias);
+void map_norm(WeightMap& w, Weight weight, const std::string& hf_prefix, bool with_bias) {
+  map_linear(w, weight, hf_prefix, with_bias);
 }
 
 void use_qk_norm(ArchSpec& a, QkNorm kind, const std::string& hf_q, const std::string& hf_k, bool with_bias) {
   a.attn.qk_norm = kind;
   a.attn.qk_norm_spec = a.norm;
-  map_norm(a.weights, "layers.{i}.attn.q_norm", hf_q, with_bias);
-  map_norm(a.weights, "layers.{i}.attn.k_norm", hf_k, with_bias);
+  map_norm(a.weights, Weight::QNorm, hf_q, with_bias);
+  map_norm(a.weights, Weight::KNorm, hf_k, with_bias);
 }
 
 static int64_t integer(const Config& c, const ConfigKeys& k) {
@@ -240,16 +239,16 @@ ArchSpec llama_like(const Config& c, const std::string& name, const std::string&
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  w["embed.weight"] = src("model.embed_tokens.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", false);
-  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", false);
-  w["layers.{i}.attn.qkv.weight"] = cat({L + "self_attn.q_proj.weight", L + "self_attn.k_proj.weight", L + "self_attn.v_proj.weight"});
-  w["layers.{i}.attn.qkv.bias"] = cat({L + "self_attn.q_proj.bias", L + "self_attn.k_proj.bias", L + "self_attn.v_proj.bias"}, true);
-  map_linear(w, "layers.{i}.attn.o", L + "self_attn.o_proj", true);
-  w["layers.{i}.mlp.gate_up.weight"] = cat({L + "mlp.gate_proj.weight", L + "mlp.up_proj.weight"});
-  w["layers.{i}.mlp.down.weight"] = src(L + "mlp.down_proj.weight");
-  w["final_norm.weight"] = src("model.norm.weight");
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Embed] = src("model.embed_tokens.weight");
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", false);
+  map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", false);
+  w[Weight::Qkv] = cat({L + "self_attn.q_proj.weight", L + "self_attn.k_proj.weight", L + "self_attn.v_proj.weight"});
+  w[Weight::QkvBias] = cat({L + "self_attn.q_proj.bias", L + "self_attn.k_proj.bias", L + "self_attn.v_proj.bias"}, true);
+  map_linear(w, Weight::O, L + "self_attn.o_proj", true);
+  w[Weight::GateUp] = cat({L + "mlp.gate_proj.weight", L + "mlp.up_proj.weight"});
+  w[Weight::Down] = src(L + "mlp.down_proj.weight");
+  w[Weight::FinalNorm] = src("model.norm.weight");
+  w[Weight::LmHead] = src("lm_head.weight");
   a.ignored_weights = {L + "self_attn.rotary_emb.inv_freq"};
   return a;
 }

@@ -3,22 +3,20 @@
 #include <map>
 
 #include "core/tensor_text.hpp"
+#include "model/input_checks.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {
 
 namespace {
 
-void expect_shape(const std::string& name, const torch::Tensor& t, std::vector<int64_t> expected,
-                  const std::string& why) {
+void expect_shape(const WeightId& id, const torch::Tensor& t, std::vector<int64_t> expected, const std::string& why) {
   if (!t.defined()) return;
   if (t.sizes().vec() != expected)
-    throw Error(ErrorKind::Shape, name,
+    throw Error(ErrorKind::Shape, id.name(),
                 "expected shape " + shape_text(expected) + " (" + why + "), got " + shape_text(t.sizes()),
                 "config.json and the checkpoint disagree");
 }
-
-std::string layer_name(int i, const std::string& rest) { return "layers." + std::to_string(i) + "." + rest; }
 
 }  // namespace
 
@@ -48,47 +46,48 @@ struct Decoder::PassState {
 
 Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
   const auto& w = weights_;
-  embed_w_ = w.get("embed.weight");
-  pos_w_ = w.get_or_undefined("pos_embed.weight");
-  head_w_ = w.get("lm_head.weight");
-  head_b_ = w.get_or_undefined("lm_head.bias");
-  if (spec_.embed_norm) embed_norm_ = make_norm(w, "embed_norm", spec_.norm);
-  final_norm_ = make_norm(w, "final_norm", spec_.norm);
+  embed_w_ = w.get({Weight::Embed});
+  pos_w_ = w.get_or_undefined({Weight::PosEmbed});
+  head_w_ = w.get({Weight::LmHead});
+  head_b_ = w.get_or_undefined({Weight::LmHeadBias});
+  if (spec_.embed_norm) embed_norm_ = make_norm(w, Weight::EmbedNorm, -1, spec_.norm);
+  final_norm_ = make_norm(w, Weight::FinalNorm, -1, spec_.norm);
   for (int i = 0; i < spec_.num_layers; ++i) {
     Layer L;
-    auto name = [&](const std::string& rest) { return layer_name(i, rest); };
-    if (spec_.pre_attn_norm) L.attn_norm = make_norm(w, name("attn_norm"), spec_.norm);
-    if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, name("mlp_norm"), spec_.norm);
-    if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, name("post_attn_norm"), spec_.norm);
-    if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, name("post_mlp_norm"), spec_.norm);
-    L.attn.qkv_w = w.get(name("attn.qkv.weight"));
-    L.attn.qkv_b = w.get_or_undefined(name("attn.qkv.bias"));
-    L.attn.o_w = w.get(name("attn.o.weight"));
-    L.attn.o_b = w.get_or_undefined(name("attn.o.bias"));
+    auto get = [&](Weight weight) { return w.get({weight, i}); };
+    auto get_or_undefined = [&](Weight weight) { return w.get_or_undefined({weight, i}); };
+    if (spec_.pre_attn_norm) L.attn_norm = make_norm(w, Weight::AttnNorm, i, spec_.norm);
+    if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, Weight::MlpNorm, i, spec_.norm);
+    if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, Weight::PostAttnNorm, i, spec_.norm);
+    if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, Weight::PostMlpNorm, i, spec_.norm);
+    L.attn.qkv_w = get(Weight::Qkv);
+    L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
+    L.attn.o_w = get(Weight::O);
+    L.attn.o_b = get_or_undefined(Weight::OBias);
     if (spec_.attn.qk_norm != QkNorm::None) {
-      L.attn.q_norm = make_norm(w, name("attn.q_norm"), spec_.attn.qk_norm_spec);
-      L.attn.k_norm = make_norm(w, name("attn.k_norm"), spec_.attn.qk_norm_spec);
+      L.attn.q_norm = make_norm(w, Weight::QNorm, i, spec_.attn.qk_norm_spec);
+      L.attn.k_norm = make_norm(w, Weight::KNorm, i, spec_.attn.qk_norm_spec);
     }
-    auto mlp_weights = [&](const std::string& prefix) {
-      MlpWeights m;
-      m.up_w = w.get_or_undefined(prefix + ".up.weight");
-      m.up_b = w.get_or_undefined(prefix + ".up.bias");
-      m.gate_up_w = w.get_or_undefined(prefix + ".gate_up.weight");
-      m.gate_up_b = w.get_or_undefined(prefix + ".gate_up.bias");
-      m.down_w = w.get(prefix + ".down.weight");
-      m.down_b = w.get_or_undefined(prefix + ".down.bias");
-      return m;
-    };
     if (spec_.mlp.kind == MlpKind::MoE) {
-      L.moe.router_w = w.get(name("moe.router.weight"));
-      for (int64_t e = 0; e < spec_.mlp.moe.num_experts; ++e)
-        L.moe.experts.push_back(mlp_weights(name("moe.experts." + std::to_string(e))));
+      L.moe.router_w = get(Weight::Router);
+      for (int e = 0; e < spec_.mlp.moe.num_experts; ++e) {
+        MlpWeights expert;
+        expert.gate_up_w = w.get({Weight::ExpertGateUp, i, e});
+        expert.down_w = w.get({Weight::ExpertDown, i, e});
+        L.moe.experts.push_back(std::move(expert));
+      }
       if (spec_.mlp.moe.shared_expert) {
-        L.moe.shared = mlp_weights(name("moe.shared"));
-        L.moe.shared_gate_w = w.get(name("moe.shared_gate.weight"));
+        L.moe.shared.gate_up_w = get(Weight::SharedGateUp);
+        L.moe.shared.down_w = get(Weight::SharedDown);
+        L.moe.shared_gate_w = get(Weight::SharedGate);
       }
     } else {
-      L.mlp = mlp_weights(name("mlp"));
+      L.mlp.up_w = get_or_undefined(Weight::Up);
+      L.mlp.up_b = get_or_undefined(Weight::UpBias);
+      L.mlp.gate_up_w = get_or_undefined(Weight::GateUp);
+      L.mlp.gate_up_b = get_or_undefined(Weight::GateUpBias);
+      L.mlp.down_w = get(Weight::Down);
+      L.mlp.down_b = get_or_undefined(Weight::DownBias);
     }
     layers_.push_back(std::move(L));
   }
@@ -102,22 +101,22 @@ void Decoder::check_weights() const {
     throw Error(ErrorKind::Config, spec_.name, "num_attention_heads (" + std::to_string(nh) +
                                                    ") must be a positive multiple of num_key_value_heads (" +
                                                    std::to_string(kv) + ")");
-  expect_shape("embed.weight", embed_w_, {V, Hd}, "vocab_size × hidden_size");
-  expect_shape("lm_head.weight", head_w_, {V, Hd}, "vocab_size × hidden_size");
+  expect_shape(WeightId{Weight::Embed}, embed_w_, {V, Hd}, "vocab_size × hidden_size");
+  expect_shape(WeightId{Weight::LmHead}, head_w_, {V, Hd}, "vocab_size × hidden_size");
   for (int i = 0; i < spec_.num_layers; ++i) {
     const auto& L = layers_[i];
     const int64_t qkv_rows = (nh + 2 * kv) * hd;
-    expect_shape(layer_name(i, "attn.qkv.weight"), L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
-    expect_shape(layer_name(i, "attn.qkv.bias"), L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
-    expect_shape(layer_name(i, "attn.o.weight"), L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
+    expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
+    expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
+    expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
     if (spec_.mlp.kind == MlpKind::Gated)
-      expect_shape(layer_name(i, "mlp.gate_up.weight"), L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
+      expect_shape({Weight::GateUp, i}, L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
     if (spec_.mlp.kind == MlpKind::Plain)
-      expect_shape(layer_name(i, "mlp.up.weight"), L.mlp.up_w, {I, Hd}, "intermediate × hidden");
+      expect_shape({Weight::Up, i}, L.mlp.up_w, {I, Hd}, "intermediate × hidden");
     if (spec_.mlp.kind != MlpKind::MoE)
-      expect_shape(layer_name(i, "mlp.down.weight"), L.mlp.down_w, {Hd, I}, "hidden × intermediate");
+      expect_shape({Weight::Down, i}, L.mlp.down_w, {Hd, I}, "hidden × intermediate");
     else
-      expect_shape(layer_name(i, "moe.router.weight"), L.moe.router_w, {spec_.mlp.moe.num_experts, Hd}, "experts × hidden");
+      expect_shape({Weight::Router, i}, L.moe.router_w, {spec_.mlp.moe.num_experts, Hd}, "experts × hidden");
   }
 }
 
@@ -177,9 +176,7 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
   return spec_.quirks.mlp_output_includes_residual ? m : h + scaled(m);
 }
 
-// Every check on what a forward pass is given (also called by StandardizedTransformer::tokenize
-// on token inputs, so that a bad TokenBatch fails before any work).
-void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab);
+// See input_checks.hpp.
 void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab) {
   const auto& ids = in.input_ids;
   if (!ids.defined() || ids.dim() != 2 || ids.scalar_type() != torch::kInt64)
@@ -289,7 +286,7 @@ torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const 
       torch::Tensor replacement = hooks ? hooks->skip_layer(i, x) : torch::Tensor();
       if (replacement.defined()) {
         if (replacement.sizes() != x.sizes())
-          throw Error(ErrorKind::Shape, layer_name(i, "output"), "a skipped layer's replacement must have shape " +
+          throw Error(ErrorKind::Shape, PointId{Point::LayerOutput, i}.name(), "a skipped layer's replacement must have shape " +
                                                                      shape_text(x.sizes()) + ", got " + shape_text(replacement.sizes()));
         // With a KV cache the block still runs, so that later steps find this layer's keys/values.
         if (state.cache) block(i, x, state, Tap(nullptr));

@@ -1,10 +1,13 @@
-#include "nnterp/model.hpp"
+#include "nnterp/language_model.hpp"
 
 #include <atomic>
 #include <cstdio>
 
 #include "core/tensor_text.hpp"
+#include "io/config_json.hpp"
+#include "model/access.hpp"
 #include "model/decoder.hpp"
+#include "model/input_checks.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/hub.hpp"
 #include "nnterp/safetensors.hpp"
@@ -14,12 +17,7 @@
 
 namespace nnterp {
 
-namespace model {
-// decoder.cpp: every check on a forward pass's input (ids, mask, positions).
-void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab);
-}  // namespace model
-
-struct StandardizedTransformer::Impl {
+struct LanguageModel::Impl {
   std::filesystem::path path;
   Config config;
   std::unique_ptr<model::Decoder> decoder;
@@ -51,11 +49,13 @@ int64_t positions_needed(const ForwardInput& in, int64_t limit) {
 
 }  // namespace
 
+static const model::ArchSpec& spec_of(const LanguageModel& m) { return LanguageModelAccess::spec(m); }
+
 static bool has_tokenizer_files(const std::filesystem::path& dir) {
   return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "tokenizer.json.gz");
 }
 
-StandardizedTransformer::StandardizedTransformer(const std::string& name, const LoadOptions& options)
+LanguageModel::LanguageModel(const std::string& name, const LoadOptions& options)
     : impl_(std::make_unique<Impl>()) {
   impl_->path = resolve_model(name);
   impl_->config = Config::load(impl_->path / "config.json");
@@ -65,9 +65,9 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
   impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
   if (std::filesystem::exists(impl_->path / "generation_config.json"))
     impl_->generation_config = Config::load(impl_->path / "generation_config.json");
-  if (arch().positions != model::PositionKind::Learned) {
+  if (spec_of(*this).positions != model::PositionKind::Learned) {
     for (const char* key : kSoftPositionKeys) {
-      const auto* v = impl_->config.find({key});
+      const auto* v = config_find(impl_->config, {key});
       if (v && v->is_number_integer() && v->get<int64_t>() > 0) {
         impl_->soft_position_limit = v->get<int64_t>();
         impl_->soft_position_key = key;
@@ -85,25 +85,25 @@ StandardizedTransformer::StandardizedTransformer(const std::string& name, const 
   }
 }
 
-StandardizedTransformer::~StandardizedTransformer() = default;
-StandardizedTransformer::StandardizedTransformer(StandardizedTransformer&&) noexcept = default;
-StandardizedTransformer& StandardizedTransformer::operator=(StandardizedTransformer&&) noexcept = default;
+LanguageModel::~LanguageModel() = default;
+LanguageModel::LanguageModel(LanguageModel&&) noexcept = default;
+LanguageModel& LanguageModel::operator=(LanguageModel&&) noexcept = default;
 
-const std::filesystem::path& StandardizedTransformer::path() const { return impl_->path; }
-const Config& StandardizedTransformer::config() const { return impl_->config; }
-const std::string& StandardizedTransformer::architecture() const { return arch().name; }
-const std::string& StandardizedTransformer::hf_class() const { return arch().hf_class; }
-int64_t StandardizedTransformer::num_layers() const { return arch().num_layers; }
-int64_t StandardizedTransformer::num_heads() const { return arch().attn.num_heads; }
-int64_t StandardizedTransformer::num_kv_heads() const { return arch().attn.num_kv_heads; }
-int64_t StandardizedTransformer::head_dim() const { return arch().attn.head_dim; }
-int64_t StandardizedTransformer::hidden_size() const { return arch().hidden; }
-int64_t StandardizedTransformer::vocab_size() const { return arch().vocab; }
+const std::filesystem::path& LanguageModel::path() const { return impl_->path; }
+const Config& LanguageModel::config() const { return impl_->config; }
+const std::string& LanguageModel::architecture() const { return spec_of(*this).name; }
+const std::string& LanguageModel::hf_class() const { return spec_of(*this).hf_class; }
+int64_t LanguageModel::num_layers() const { return spec_of(*this).num_layers; }
+int64_t LanguageModel::num_heads() const { return spec_of(*this).attn.num_heads; }
+int64_t LanguageModel::num_kv_heads() const { return spec_of(*this).attn.num_kv_heads; }
+int64_t LanguageModel::head_dim() const { return spec_of(*this).attn.head_dim; }
+int64_t LanguageModel::hidden_size() const { return spec_of(*this).hidden; }
+int64_t LanguageModel::vocab_size() const { return spec_of(*this).vocab; }
 // A token id setting: an integer or a list of integers, first from generation_config.json, then config.json.
 static std::vector<int64_t> token_ids_setting(const std::optional<Config>& generation, const Config& config, const char* key) {
   for (const Config* c : {generation ? &*generation : nullptr, &config}) {
     if (!c) continue;
-    const auto* value = c->find({key});
+    const auto* value = config_find(*c, {key});
     if (!value) continue;
     std::vector<int64_t> out;
     if (value->is_number_integer()) out.push_back(value->get<int64_t>());
@@ -115,22 +115,22 @@ static std::vector<int64_t> token_ids_setting(const std::optional<Config>& gener
   return {};
 }
 
-std::vector<int64_t> StandardizedTransformer::eos_token_ids() const {
+std::vector<int64_t> LanguageModel::eos_token_ids() const {
   auto ids = token_ids_setting(impl_->generation_config, impl_->config, "eos_token_id");
   if (ids.empty() && impl_->tokenizer && impl_->tokenizer->eos_token_id()) ids.push_back(*impl_->tokenizer->eos_token_id());
   return ids;
 }
 
-std::optional<int64_t> StandardizedTransformer::pad_token_id() const {
+std::optional<int64_t> LanguageModel::pad_token_id() const {
   auto ids = token_ids_setting(impl_->generation_config, impl_->config, "pad_token_id");
   if (!ids.empty()) return ids.front();
   if (impl_->tokenizer) return impl_->tokenizer->pad_token_id();
   return std::nullopt;
 }
 
-const Tokenizer* StandardizedTransformer::tokenizer() const { return impl_->tokenizer.get(); }
+const Tokenizer* LanguageModel::tokenizer() const { return impl_->tokenizer.get(); }
 
-TokenBatch StandardizedTransformer::tokenize(const TraceInput& inputs) const {
+TokenBatch LanguageModel::tokenize(const TraceInput& inputs) const {
   if (inputs.tokens) {
     TokenBatch out = *inputs.tokens;
     const auto& ids = out.input_ids;
@@ -157,22 +157,22 @@ TokenBatch StandardizedTransformer::tokenize(const TraceInput& inputs) const {
   return TokenBatch{batch.input_ids, batch.attention_mask};
 }
 
-const model::Decoder& StandardizedTransformer::decoder() const { return *impl_->decoder; }
-const model::ArchSpec& StandardizedTransformer::arch() const { return impl_->decoder->spec(); }
+const model::Decoder& LanguageModelAccess::decoder(const LanguageModel& m) { return *m.impl_->decoder; }
+const model::ArchSpec& LanguageModelAccess::spec(const LanguageModel& m) { return m.impl_->decoder->spec(); }
 
-std::vector<ModuleInfo> StandardizedTransformer::modules() const {
-  // Standardized weight prefix → module name.
-  auto module_of = [](const std::string& weight) -> std::string {
-    if (weight.rfind("embed", 0) == 0 || weight.rfind("pos_embed", 0) == 0) return "embed_tokens";
-    if (weight.rfind("final_norm", 0) == 0) return "ln_final";
-    if (weight.rfind("lm_head", 0) == 0) return "lm_head";
-    auto second_dot = weight.find('.', 7);
-    std::string layer = weight.substr(0, second_dot);
-    std::string rest = weight.substr(second_dot + 1);
-    if (rest.rfind("attn.", 0) == 0 || rest.rfind("attn_norm", 0) == 0 || rest.rfind("post_attn_norm", 0) == 0)
-      return layer + ".self_attn";
-    return layer + ".mlp";
-  };
+torch::ScalarType LanguageModel::dtype() const {
+  return LanguageModelAccess::decoder(*this).weights().get({Weight::Embed}).scalar_type();
+}
+
+bool LanguageModel::has_router() const { return spec_of(*this).mlp.kind == model::MlpKind::MoE; }
+
+std::optional<int64_t> LanguageModel::learned_positions() const {
+  const auto& spec = spec_of(*this);
+  if (spec.positions != model::PositionKind::Learned || spec.max_positions <= 0) return std::nullopt;
+  return spec.max_positions;
+}
+
+std::vector<ModuleInfo> LanguageModel::modules() const {
   std::vector<ModuleInfo> out;
   auto find_or_add = [&](const std::string& name) -> ModuleInfo& {
     for (auto& m : out)
@@ -187,16 +187,17 @@ std::vector<ModuleInfo> StandardizedTransformer::modules() const {
   }
   find_or_add("ln_final");
   find_or_add("lm_head");
-  for (const auto& [weight, sources] : decoder().weights().sources) find_or_add(module_of(weight)).weights[weight] = sources;
+  for (const auto& [id, sources] : LanguageModelAccess::decoder(*this).weights().sources)
+    find_or_add(id.module()).weights[id.name()] = sources;
   return out;
 }
 
-torch::Tensor StandardizedTransformer::forward(const ForwardInput& input, PointHooks* hooks) const {
+torch::Tensor LanguageModel::forward(const ForwardInput& input, PointHooks* hooks) const {
   const int64_t limit = impl_->soft_position_limit;
   if (limit > 0 && !impl_->warned_beyond_positions.load(std::memory_order_relaxed)) {
     const int64_t needed = positions_needed(input, limit);
     if (needed > limit && !impl_->warned_beyond_positions.exchange(true)) {
-      const char* kind = arch().positions == model::PositionKind::Alibi ? "ALiBi" : "rotary";
+      const char* kind = spec_of(*this).positions == model::PositionKind::Alibi ? "ALiBi" : "rotary";
       std::fprintf(stderr,
                    "nnterp: warning: %s (%s): a sequence of %lld positions is longer than %s = %lld; %s positions "
                    "extrapolate, but the model was not trained beyond %lld positions (warned once per model)\n",
@@ -207,21 +208,21 @@ torch::Tensor StandardizedTransformer::forward(const ForwardInput& input, PointH
   return impl_->decoder->forward(input, hooks);
 }
 
-torch::Tensor StandardizedTransformer::forward(const torch::Tensor& ids, const torch::Tensor& mask, PointHooks* hooks) const {
+torch::Tensor LanguageModel::forward(const torch::Tensor& ids, const torch::Tensor& mask, PointHooks* hooks) const {
   ForwardInput in;
   in.input_ids = ids;
   in.attention_mask = mask;
   return forward(in, hooks);
 }
 
-torch::Tensor StandardizedTransformer::project_on_vocab(const torch::Tensor& hidden) const {
+torch::Tensor LanguageModel::project_on_vocab(const torch::Tensor& hidden) const {
   if (!hidden.defined() || hidden.dim() == 0 || hidden.size(-1) != hidden_size() || !hidden.is_floating_point())
     throw Error(ErrorKind::Shape, "project_on_vocab",
                 "expected a floating-point tensor [..., hidden_size = " + std::to_string(hidden_size()) + "], got " +
                     (hidden.defined() ? shape_text(hidden.sizes()) + " " + c10::toString(hidden.scalar_type())
                                       : std::string("an undefined tensor")),
                 "project a residual-stream tensor (a layer's input or output)");
-  const auto dtype = decoder().weights().get("embed.weight").scalar_type();  // another float dtype is converted
+  const auto dtype = this->dtype();  // another float dtype is converted
   return impl_->decoder->project_on_vocab(hidden.scalar_type() == dtype ? hidden : hidden.to(dtype));
 }
 

@@ -5,7 +5,8 @@
 #include "core/tensor_text.hpp"
 #include "model/decoder.hpp"
 #include "nnterp/error.hpp"
-#include "nnterp/model.hpp"
+#include "model/access.hpp"
+#include "nnterp/language_model.hpp"
 #include "nnterp/recorder.hpp"
 
 namespace nnterp {
@@ -48,8 +49,8 @@ std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, 
 
 }  // namespace
 
-ValidationReport validate_model(const StandardizedTransformer& model) {
-  const auto& spec = model.arch();
+ValidationReport validate_model(const LanguageModel& model) {
+  const auto& spec = LanguageModelAccess::spec(model);
   const int64_t B = 2, T = 5;
   // Row 1 is left-padded by two positions, as nnterp's batches are.
   const int64_t low = std::min<int64_t>(3, spec.vocab - 1), high = std::min<int64_t>(spec.vocab, 100);

@@ -1,6 +1,7 @@
 #include "model/weights.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <regex>
 #include <set>
 
@@ -8,18 +9,18 @@
 
 namespace nnterp::model {
 
-const torch::Tensor* Weights::find(const std::string& name) const {
-  auto it = tensors.find(name);
+const torch::Tensor* Weights::find(const WeightId& id) const {
+  auto it = tensors.find(id);
   return it == tensors.end() ? nullptr : &it->second;
 }
 
-const torch::Tensor& Weights::get(const std::string& name) const {
-  if (const auto* t = find(name)) return *t;
-  throw Error(ErrorKind::MissingWeight, name, "the standardized weight was not loaded");
+const torch::Tensor& Weights::get(const WeightId& id) const {
+  if (const auto* t = find(id)) return *t;
+  throw Error(ErrorKind::MissingWeight, id.name(), "the standardized weight was not loaded");
 }
 
-torch::Tensor Weights::get_or_undefined(const std::string& name) const {
-  const auto* t = find(name);
+torch::Tensor Weights::get_or_undefined(const WeightId& id) const {
+  const auto* t = find(id);
   return t ? *t : torch::Tensor();
 }
 
@@ -70,19 +71,46 @@ torch::Tensor canonical_qkv(const torch::Tensor& t, WeightTransform transform, c
   }
 }
 
+// How many whole dot-separated components `a` and `b` share from the start.
+size_t shared_components(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  for (size_t k = 0; k < a.size() && k < b.size() && a[k] == b[k]; ++k) n += a[k] == '.';
+  return n;
+}
+
+// " (nearest mapped: <hf> → <standardized>)" for the used tensor closest to the unused `name`:
+// among those sharing the most leading components with it (the same module, ideally), the
+// nearest by edit distance. Empty unless that one differs only in its last two components
+// (model.layers.0.mlp.gate_proj.bias ~ model.layers.0.mlp.gate_proj.weight), so that a foreign
+// tensor (vision_tower.*) gets no misleading suggestion. O(used) per call.
+std::string nearest_mapped(const std::string& name, const std::map<std::string, WeightId>& used) {
+  size_t best = 0;
+  std::vector<std::string> candidates;
+  for (const auto& [hf, id] : used) {
+    const size_t shared = shared_components(name, hf);
+    if (shared < best || shared == 0) continue;
+    if (shared > best) candidates.clear(), best = shared;
+    candidates.push_back(hf);
+  }
+  const size_t components = static_cast<size_t>(std::count(name.begin(), name.end(), '.')) + 1;
+  if (candidates.empty() || best + 2 < components) return "";
+  const std::string nearest = nearest_name(name, candidates);
+  return " (nearest mapped: " + nearest + " → " + used.at(nearest).name() + ")";
+}
+
 }  // namespace
 
 Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::ScalarType dtype) {
   Weights out;
-  std::set<std::string> used;
-  std::vector<std::string> missing;
-  const int64_t experts = spec.mlp.kind == MlpKind::MoE ? spec.mlp.moe.num_experts : 0;
+  std::map<std::string, WeightId> used;                  // HF name → the weight built from it
+  std::vector<std::pair<WeightId, std::string>> missing;  // (weight, absent HF name)
+  const int experts = spec.mlp.kind == MlpKind::MoE ? static_cast<int>(spec.mlp.moe.num_experts) : 0;
 
-  auto load_one = [&](const std::string& std_name, const WeightSource& source, int64_t layer, int64_t expert) {
+  auto load_one = [&](const WeightId& id, const WeightSource& source) {
     std::vector<std::string> names;
     std::vector<std::string> absent;
     for (const auto& part : source.parts) {
-      names.push_back(expand_name(part, layer, expert));
+      names.push_back(expand_name(part, id.layer, id.expert));
       for (const auto& [prefix, alias] : spec.prefix_aliases)
         if (!store.contains(names.back()) && names.back().rfind(prefix, 0) == 0 &&
             store.contains(alias + names.back().substr(prefix.size())))
@@ -91,7 +119,7 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
     }
     if (!absent.empty()) {
       if (source.optional && absent.size() == names.size()) return;
-      for (auto& n : absent) missing.push_back(n + " (for " + std_name + ")");
+      for (auto& n : absent) missing.emplace_back(id, n);
       return;
     }
     std::vector<torch::Tensor> parts;
@@ -99,38 +127,46 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
       auto t = store.get(n, dtype);
       if (source.transform == WeightTransform::Transpose && t.dim() == 2) t = t.t().contiguous();
       parts.push_back(t);
-      used.insert(n);
+      used.emplace(n, id);
     }
     auto tensor = parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
-    out.tensors[std_name] = canonical_qkv(tensor, source.transform, spec.attn);
-    out.sources[std_name] = names;
+    out.tensors[id] = canonical_qkv(tensor, source.transform, spec.attn);
+    out.sources[id] = names;
   };
 
-  for (const auto& [pattern, source] : spec.weights) {
-    const bool per_layer = pattern.find("{i}") != std::string::npos;
-    const bool per_expert = pattern.find("{e}") != std::string::npos;
-    for (int64_t i = 0; i < (per_layer ? spec.num_layers : 1); ++i)
-      for (int64_t e = 0; e < (per_expert ? experts : 1); ++e)
-        load_one(expand_name(pattern, per_layer ? i : -1, per_expert ? e : -1), source, i, e);
+  const int layers = static_cast<int>(spec.num_layers);
+  for (const auto& [weight, source] : spec.weights) {
+    switch (weight_info(weight).scope) {
+      case WeightScope::Model:
+        load_one(WeightId{weight}, source);
+        break;
+      case WeightScope::Layer:
+        for (int i = 0; i < layers; ++i) load_one(WeightId{weight, i}, source);
+        break;
+      case WeightScope::Expert:
+        for (int i = 0; i < layers; ++i)
+          for (int e = 0; e < experts; ++e) load_one(WeightId{weight, i, e}, source);
+        break;
+    }
   }
 
   // Tied embeddings: lm_head reuses the embedding matrix when the checkpoint has no lm_head.
-  if (spec.tie_embeddings && !out.find("lm_head.weight") && out.find("embed.weight")) {
-    missing.erase(std::remove_if(missing.begin(), missing.end(),
-                                 [](const std::string& m) { return m.find("(for lm_head.weight)") != std::string::npos; }),
+  const WeightId embed{Weight::Embed}, head{Weight::LmHead};
+  if (spec.tie_embeddings && !out.find(head) && out.find(embed)) {
+    missing.erase(std::remove_if(missing.begin(), missing.end(), [&](const auto& m) { return m.first == head; }),
                   missing.end());
-    out.tensors["lm_head.weight"] = out.get("embed.weight");
-    out.sources["lm_head.weight"] = out.sources["embed.weight"];
+    out.tensors[head] = out.get(embed);
+    out.sources[head] = out.sources[embed];
   }
   if (!missing.empty()) {
     std::string list;
-    for (const auto& m : missing) list += "\n    " + m;
+    for (const auto& [id, hf] : missing) list += "\n    " + hf + " (for " + id.name() + ")";
     throw Error(ErrorKind::MissingWeight, store.describe(),
                 std::to_string(missing.size()) + " tensor(s) that " + spec.name + " needs are absent:" + list,
                 "is this checkpoint really a '" + spec.name + "' model, complete and unconverted?");
   }
 
-  // Every checkpoint tensor must be used: an unused one means a computation nnterp would skip.
+  // Every checkpoint tensor should be used: an unused one means a computation nnterp would skip.
   std::vector<std::regex> ignored;
   for (const auto& pattern : spec.ignored_weights) {
     std::string re;
@@ -148,12 +184,19 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
     if (!skip) unexpected.push_back(name);
   }
   if (!unexpected.empty()) {
+    constexpr size_t kListed = 20;  // only these get a nearest-mapped suggestion
     std::string list;
-    for (size_t k = 0; k < unexpected.size() && k < 20; ++k) list += "\n    " + unexpected[k];
-    if (unexpected.size() > 20) list += "\n    ... and " + std::to_string(unexpected.size() - 20) + " more";
-    throw Error(ErrorKind::UnexpectedWeight, store.describe(),
-                std::to_string(unexpected.size()) + " checkpoint tensor(s) are not used by nnterp's '" + spec.name +
-                    "' description:" + list,
+    for (size_t k = 0; k < unexpected.size() && k < kListed; ++k)
+      list += "\n    " + unexpected[k] + nearest_mapped(unexpected[k], used);
+    if (unexpected.size() > kListed) list += "\n    ... and " + std::to_string(unexpected.size() - kListed) + " more";
+    const std::string what = std::to_string(unexpected.size()) + " checkpoint tensor(s) are not used by nnterp's '" +
+                             spec.name + "' description";
+    if (spec.unused_tensors == UnusedTensors::Warn) {
+      std::fprintf(stderr, "nnterp: warning: %s: %s (loaded anyway):%s\n", store.describe().c_str(), what.c_str(),
+                   list.c_str());
+      return out;
+    }
+    throw Error(ErrorKind::UnexpectedWeight, store.describe(), what + ":" + list,
                 "the checkpoint has a component nnterp does not implement; results would be wrong");
   }
   return out;

@@ -14,24 +14,27 @@ namespace nnterp::model {
 
 class Weights {
  public:
-  // Standardized name ("layers.3.attn.qkv.weight") → tensor; absent optional weights are absent.
-  std::map<std::string, torch::Tensor> tensors;
-  // Standardized name → the checkpoint names it was built from (for `nnterp info`).
-  std::map<std::string, std::vector<std::string>> sources;
+  // Standardized weight (layers.3.attn.qkv.weight) → tensor; absent optional weights are absent.
+  std::map<WeightId, torch::Tensor> tensors;
+  // Standardized weight → the checkpoint names it was built from (for `nnterp info`).
+  std::map<WeightId, std::vector<std::string>> sources;
 
-  const torch::Tensor* find(const std::string& name) const;
+  const torch::Tensor* find(const WeightId& id) const;
   // Throws Error(MissingWeight) naming the weight when absent.
-  const torch::Tensor& get(const std::string& name) const;
+  const torch::Tensor& get(const WeightId& id) const;
   // An undefined tensor when absent.
-  torch::Tensor get_or_undefined(const std::string& name) const;
+  torch::Tensor get_or_undefined(const WeightId& id) const;
 };
 
-// Expands "{i}" / "{e}" in `pattern`.
+// Expands "{i}" / "{e}" in an HF name pattern.
 std::string expand_name(const std::string& pattern, int64_t layer, int64_t expert = -1);
 
-// Reads every standardized weight the spec maps. Reports all missing tensors at once, and every
-// checkpoint tensor that nothing uses (unless listed in spec.ignored_weights) as an error: an
-// unused tensor means nnterp would silently run a different model.
+// Reads every standardized weight the spec maps: a Model-scoped weight once, a Layer-scoped one
+// per layer, an Expert-scoped one per layer and expert. Reports all missing tensors at once (each
+// with its HF and standardized name). A checkpoint tensor that nothing uses (and that
+// spec.ignored_weights does not list) is handled by spec.unused_tensors: an error by default (an
+// unused tensor means nnterp would silently run a different model), listing for each the nearest
+// mapped HF tensor and its standardized weight.
 Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::ScalarType dtype);
 
 }  // namespace nnterp::model

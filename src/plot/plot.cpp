@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/data_files.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/tokenizer.hpp"
 
@@ -21,22 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace plot_detail {  // named, not anonymous: the library is a unity build
-
-std::vector<fs::path> plotly_candidates() {
-  std::vector<fs::path> out;
-  if (const char* env = std::getenv("NNTERP_PLOTLY_JS"); env && *env) out.emplace_back(env);
-  // The source tree this file was compiled from: <root>/src/plot/plot.cpp → <root>/assets.
-  const fs::path here(__FILE__);
-  if (here.is_absolute()) out.push_back(here.parent_path().parent_path().parent_path() / "assets" / "plotly.min.js");
-  // Next to an installed executable: <prefix>/bin/nnterp → <prefix>/share/nnterp/plotly.min.js.
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    out.push_back(exe.parent_path().parent_path() / "share" / "nnterp" / "plotly.min.js");
-    out.push_back(exe.parent_path() / "assets" / "plotly.min.js");
-  }
-  return out;
-}
 
 // JSON for a <script> element: no "</" (which could close it) and valid UTF-8 (bytes of a
 // partial character in a token are replaced).
@@ -170,14 +155,7 @@ std::vector<int> default_layers(const std::vector<int>& given, int64_t n, const 
 using namespace plot_detail;
 
 fs::path plotly_js_path() {
-  std::string tried;
-  for (const auto& p : plotly_candidates()) {
-    std::error_code ec;
-    if (fs::is_regular_file(p, ec)) return p;
-    tried += "\n  " + p.string();
-  }
-  throw Error(ErrorKind::Io, "plotly.min.js", "not found; looked in:" + tried,
-              "set NNTERP_PLOTLY_JS to the file (assets/plotly.min.js of the nnterp sources)");
+  return find_data_path("NNTERP_PLOTLY_JS", "plotly.min.js", "assets/plotly.min.js", "plotly.min.js");
 }
 
 const std::string& plotly_js() {

@@ -10,10 +10,9 @@
 #include <thread>
 
 #include "core/tensor_text.hpp"
-#include "model/decoder.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/forward.hpp"
-#include "nnterp/model.hpp"
+#include "nnterp/language_model.hpp"
 #include "trace/fiber.hpp"
 
 namespace nnterp {
@@ -34,7 +33,7 @@ struct GradModeScope {
 }  // namespace
 
 struct Trace::Engine : PointHooks {
-  const StandardizedTransformer& model;
+  const LanguageModel& model;
   ForwardInput input;
   TraceOptions options;
   const std::thread::id owner = std::this_thread::get_id();
@@ -56,7 +55,7 @@ struct Trace::Engine : PointHooks {
   // AutogradState has more fields.)
   c10::AutogradState forward_autograd = c10::AutogradState::get_tls_state();
 
-  Engine(const StandardizedTransformer& m, const ForwardInput& in, const TraceOptions& o) : model(m), input(in), options(o) {
+  Engine(const LanguageModel& m, const ForwardInput& in, const TraceOptions& o) : model(m), input(in), options(o) {
     forward_autograd.set_grad_mode(o.grad);
   }
   ~Engine() { abandon(); }
@@ -148,13 +147,14 @@ struct Trace::Engine : PointHooks {
   }
 
   void validate(const PointId& p) const {
-    const auto& spec = model.arch();
-    if (point_info(p.point).per_layer() && (p.layer < 0 || p.layer >= spec.num_layers))
+    const int64_t layers = model.num_layers();
+    if (point_info(p.point).per_layer() && (p.layer < 0 || p.layer >= layers))
       throw Error(ErrorKind::InvalidArgument, p.name(),
-                  "layer index out of range: the model has " + std::to_string(spec.num_layers) + " layers (0.." +
-                      std::to_string(spec.num_layers - 1) + ")");
-    if (p.point == Point::RouterLogits && spec.mlp.kind != model::MlpKind::MoE)
-      throw Error(ErrorKind::InvalidArgument, p.name(), "this " + spec.name + " model has no router (it is not a mixture of experts)");
+                  "layer index out of range: the model has " + std::to_string(layers) + " layers (0.." +
+                      std::to_string(layers - 1) + ")");
+    if (p.point == Point::RouterLogits && !model.has_router())
+      throw Error(ErrorKind::InvalidArgument, p.name(),
+                  "this " + model.architecture() + " model has no router (it is not a mixture of experts)");
   }
 
   void check_thread(const std::string& what) const {
@@ -214,7 +214,7 @@ torch::Tensor Trace::next_token_probs() { return torch::softmax(logits().select(
 const torch::Tensor& Trace::input_ids() const { return engine_.input.input_ids; }
 const torch::Tensor& Trace::attention_mask() const { return engine_.input.attention_mask; }
 int Trace::num_layers() const { return static_cast<int>(engine_.model.num_layers()); }
-const StandardizedTransformer& Trace::model() const { return engine_.model; }
+const LanguageModel& Trace::model() const { return engine_.model; }
 torch::Tensor Trace::project_on_vocab(const torch::Tensor& hidden) const { return engine_.model.project_on_vocab(hidden); }
 
 void Trace::steer(const std::vector<int>& layers, const torch::Tensor& vector, double factor,
@@ -275,7 +275,7 @@ void Trace::stop() {
   engine_.stop_requested = true;
 }
 
-torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& inputs, const TraceBody& body,
+torch::Tensor run_trace(const LanguageModel& model, const TokenBatch& inputs, const TraceBody& body,
                         const TraceOptions& options) {
   ForwardInput input;
   input.input_ids = inputs.input_ids;
@@ -283,7 +283,7 @@ torch::Tensor run_trace(const StandardizedTransformer& model, const TokenBatch& 
   return run_trace(model, input, body, options);
 }
 
-torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput& input, const TraceBody& body,
+torch::Tensor run_trace(const LanguageModel& model, const ForwardInput& input, const TraceBody& body,
                         const TraceOptions& options) {
   if (!body) {  // nothing to interleave: a plain forward
     GradModeScope grad(options.grad);
@@ -303,15 +303,6 @@ torch::Tensor run_trace(const StandardizedTransformer& model, const ForwardInput
     std::rethrow_exception(body_error);
   }
   return engine.finish();
-}
-
-}  // namespace nnterp
-
-namespace nnterp {
-
-torch::Tensor StandardizedTransformer::trace(const TraceInput& inputs, const TraceBody& body,
-                                             const TraceOptions& options) const {
-  return run_trace(*this, tokenize(inputs), body, options);
 }
 
 }  // namespace nnterp

@@ -8,6 +8,7 @@
 
 #include "io/io_helpers.hpp"
 #include "model/arch.hpp"
+#include "io/config_json.hpp"
 #include "nnterp/config.hpp"
 #include "nnterp/safetensors.hpp"
 
@@ -25,7 +26,7 @@ nlohmann::json fixture_config(const std::string& family) {
 void build_arch(const std::string& family, const nlohmann::json& edits) {
   nlohmann::json j = fixture_config(family);
   for (auto it = edits.begin(); it != edits.end(); ++it) j[it.key()] = *it;
-  nnterp::model::arch_from_config(nnterp::Config(j, "fuzz/config.json"));
+  nnterp::model::arch_from_config(nnterp::ConfigAccess::from_json(j, "fuzz/config.json"));
 }
 
 std::vector<uint8_t> safetensors_bytes(const std::string& header, const std::string& data) {
@@ -131,7 +132,7 @@ TEST(FuzzRegressionJsonDepth, DeepNestingIsAFormatErrorNotAStackOverflow) {
   // A Config built from a parsed value checks it too (iteratively).
   nlohmann::json nested = nlohmann::json::array();
   for (int i = 0; i < 200; ++i) nested = nlohmann::json::array({std::move(nested)});
-  expect_error([&] { nnterp::Config({{"model_type", "gpt2"}, {"n_head", nested}}, "inline"); }, ErrorKind::Format,
+  expect_error([&] { nnterp::ConfigAccess::from_json({{"model_type", "gpt2"}, {"n_head", nested}}, "inline"); }, ErrorKind::Format,
                {"inline", "nests 202 levels deep, more than the 128"});
   // Real nesting is shallow: every fixture config loads.
   EXPECT_NO_THROW(nnterp::Config::load(fs::path(NNTERP_TEST_DATA) / "hf" / "qwen2_moe" / "config.json"));

@@ -1,5 +1,6 @@
 // Offline model resolution in a fake HuggingFace cache, and config.json accessors.
 #include "io/io_helpers.hpp"
+#include "io/config_json.hpp"
 #include "nnterp/config.hpp"
 #include "nnterp/hub.hpp"
 
@@ -216,7 +217,7 @@ TEST(ConfigAccess, TypedValuesAndAliases) {
   EXPECT_EQ(c.string_or({"rope_scaling"}, "none"), "none");  // null counts as absent
   EXPECT_FALSE(c.has("rope_scaling"));
   EXPECT_TRUE(c.has("n_layer"));
-  EXPECT_EQ(c.find({"nope"}), nullptr);
+  EXPECT_EQ(nnterp::config_find(c, {"nope"}), nullptr);
 }
 
 TEST(ConfigAccess, MissingKeyNamesFileAndKeys) {
@@ -269,6 +270,6 @@ TEST(ConfigAccess, BadFiles) {
   expect_error([&] { nnterp::Config::load(dir / "absent.json"); }, ErrorKind::Io,
                {(dir / "absent.json").string(), "cannot open", "hint: a model folder must contain config.json"});
   expect_error([&] { nnterp::Config::load(dir.path()); }, ErrorKind::Io, {"cannot open"});
-  nnterp::Config empty = nnterp::Config(nlohmann::json::object(), "inline");
+  nnterp::Config empty = nnterp::Config::parse("{}", "inline");
   expect_error([&] { empty.model_type(); }, ErrorKind::Config, {"config error in inline: missing 'model_type'"});
 }

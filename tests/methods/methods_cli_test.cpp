@@ -2,6 +2,7 @@
 // --inputs (pre-tokenized, models without a tokenizer), prompts (a model with a tokenizer),
 // --json and --out.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <nlohmann/json.hpp>
 
 #include "common/fixtures.hpp"
 #include "methods/methods_helpers.hpp"
@@ -333,7 +334,7 @@ TEST_F(Methods, PromptsToTableAsCsvAndJson) {
   auto csv = table.to_csv();
   EXPECT_NE(csv.find("\"a, \"\"quoted\"\" prompt\""), std::string::npos) << csv;
   EXPECT_NE(csv.find("dog bird"), std::string::npos) << csv;
-  auto json = table.to_json();
+  auto json = nlohmann::json::parse(table.to_json());
   ASSERT_EQ(json.size(), 2u);
   EXPECT_EQ(json[1]["animal_words"], nlohmann::json({"dog", "bird"}));
   EXPECT_EQ(json[1]["animal_prob"].get<double>(), 0.5);

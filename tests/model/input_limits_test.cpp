@@ -2,6 +2,7 @@
 // methods) is an nnterp::Error with a subject, a message saying what was expected and what came,
 // and a hint; the model stays usable after each one. See docs/bad_inputs.md.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cmath>

@@ -3,12 +3,47 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "nnterp/error.hpp"
 #include "nnterp/points.hpp"
+#include "nnterp/weight_names.hpp"
 
 namespace nnterp {
 namespace {
+
+// The one table of standardized weights (include/nnterp/weight_names.hpp).
+TEST(Weights, TableIsInEnumOrderWithUniqueNamesAndPairedBiases) {
+  std::set<std::string> names;
+  for (size_t k = 0; k < weight_table().size(); ++k) {
+    const auto& info = weight_table()[k];
+    EXPECT_EQ(static_cast<size_t>(info.weight), k) << info.pattern;
+    EXPECT_TRUE(names.insert(info.pattern).second) << "duplicate " << info.pattern;
+    const std::string name = info.pattern;
+    const bool per_layer = name.find("{i}") != std::string::npos, per_expert = name.find("{e}") != std::string::npos;
+    EXPECT_EQ(info.scope, per_expert ? WeightScope::Expert : per_layer ? WeightScope::Layer : WeightScope::Model) << name;
+    if (has_bias(info.weight)) {
+      EXPECT_EQ(weight_info(bias_of(info.weight)).pattern, name.substr(0, name.size() - 7) + ".bias") << name;
+      EXPECT_EQ(weight_info(bias_of(info.weight)).module, std::string(info.module)) << name;
+    }
+  }
+  EXPECT_EQ(bias_of(Weight::Qkv), Weight::QkvBias);
+  EXPECT_EQ(bias_of(Weight::FinalNorm), Weight::FinalNormBias);
+  EXPECT_FALSE(has_bias(Weight::QkvBias));
+  EXPECT_FALSE(has_bias(Weight::Router));
+  EXPECT_THROW(bias_of(Weight::Embed), std::logic_error);
+}
+
+TEST(Weights, IdsNameTheirTensorAndModule) {
+  EXPECT_EQ((WeightId{Weight::Qkv, 3}.name()), "layers.3.attn.qkv.weight");
+  EXPECT_EQ((WeightId{Weight::Qkv, 3}.module()), "layers.3.self_attn");
+  EXPECT_EQ((WeightId{Weight::PostMlpNormBias, 0}.module()), "layers.0.mlp");
+  EXPECT_EQ((WeightId{Weight::ExpertDown, 1, 7}.name()), "layers.1.moe.experts.7.down.weight");
+  EXPECT_EQ((WeightId{Weight::ExpertDown, 1, 7}.module()), "layers.1.mlp");
+  EXPECT_EQ((WeightId{Weight::EmbedNorm}.module()), "embed_tokens");
+  EXPECT_EQ((WeightId{Weight::LmHeadBias}.name()), "lm_head.bias");
+  EXPECT_TRUE((WeightId{Weight::Qkv, 1}) < (WeightId{Weight::Qkv, 2}));
+}
 
 TEST(Points, NamesRoundTrip) {
   for (const auto& info : point_table()) {

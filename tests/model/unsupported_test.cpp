@@ -1,10 +1,12 @@
 // Unsupported architectures and options, and checkpoints that do not fit their config, fail at
 // load with an error naming what is wrong — never a silently different model.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 
 #include "common/fixtures.hpp"
+#include "model/weights.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::testing {
@@ -105,6 +107,29 @@ TEST(CheckpointMismatch, AnUnusedCheckpointTensorIsAnError) {
   Error e = load_error(fx.path());
   EXPECT_EQ(e.kind(), ErrorKind::UnexpectedWeight);
   EXPECT_NE(e.message().find("model.layers.0.self_attn.mystery_gate.weight"), std::string::npos) << e.what();
+  // The nearest tensor nnterp does read, and the standardized weight it feeds.
+  EXPECT_NE(e.message().find("(nearest mapped: model.layers.0.self_attn."), std::string::npos) << e.what();
+  EXPECT_NE(e.message().find(" → layers.0.attn.qkv.weight)"), std::string::npos) << e.what();
+}
+
+// ArchSpec::unused_tensors = Warn (no architecture uses it today): the model loads, and stderr
+// names every unused tensor.
+TEST(CheckpointMismatch, TheWarnPolicyLoadsAndNamesUnusedTensors) {
+  EditedFixture fx("llama");
+  fx.edit_weights([](auto& tensors) { tensors.emplace_back("model.layers.1.mlp.gate_proj.bias", torch::zeros({4})); });
+  const std::string dir = fx.path();
+  auto spec = model::arch_from_config(Config::load(fs::path(dir) / "config.json"));
+  spec.unused_tensors = model::UnusedTensors::Warn;
+  const auto store = io::WeightStore::open(dir);
+  ::testing::internal::CaptureStderr();
+  const auto weights = model::load_weights(spec, store, torch::kFloat32);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("1 checkpoint tensor(s) are not used"), std::string::npos) << err;
+  EXPECT_NE(err.find("model.layers.1.mlp.gate_proj.bias (nearest mapped: model.layers.1.mlp.gate_proj.weight → "
+                     "layers.1.mlp.gate_up.weight)"), std::string::npos) << err;
+  EXPECT_NE(weights.find(WeightId{Weight::GateUp, 1}), nullptr);
+  spec.unused_tensors = model::UnusedTensors::Error;
+  EXPECT_THROW(model::load_weights(spec, store, torch::kFloat32), Error);
 }
 
 TEST(CheckpointMismatch, MissingTensorsAreAllListed) {

@@ -2,6 +2,7 @@
 // llama folder, it knows its facts in phrasings it never saw, and nnterp's methods show on it
 // what they show on real models (logit lens, steering, patchscopes). Tests never train.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>

@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "common/fixtures.hpp"
-#include "model/arch.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/trace.hpp"
 
@@ -29,7 +28,7 @@ class TraceTest : public ::testing::TestWithParam<std::string> {
     std::vector<PointId> out{{Point::Embed, -1}};
     for (int i = 0; i < model->num_layers(); ++i)
       for (const auto& info : point_table())
-        if (info.per_layer() && (info.point != Point::RouterLogits || model->arch().mlp.kind == model::MlpKind::MoE))
+        if (info.per_layer() && (info.point != Point::RouterLogits || model->has_router()))
           out.push_back({info.point, i});
     out.push_back({Point::FinalNorm, -1});
     out.push_back({Point::Logits, -1});

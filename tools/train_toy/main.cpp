@@ -20,6 +20,7 @@
 #include "model/arch.hpp"
 #include "model/decoder.hpp"
 #include "model/weights.hpp"
+#include "io/config_json.hpp"
 #include "nnterp/config.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/model.hpp"
@@ -90,54 +91,55 @@ json config_json(const Options& o, int64_t vocab) {
   return c;
 }
 
-// Standardized weights (model/arch.hpp names), initialised as HF's LlamaPreTrainedModel does
-// (normal(0, 0.02), norms at 1), with the residual-branch outputs scaled by 1/sqrt(2·layers).
-std::map<std::string, torch::Tensor> init_weights(const model::ArchSpec& spec) {
+// Standardized weights (include/nnterp/weight_names.hpp), initialised as HF's
+// LlamaPreTrainedModel does (normal(0, 0.02), norms at 1), with the residual-branch outputs scaled
+// by 1/sqrt(2·layers).
+std::map<WeightId, torch::Tensor> init_weights(const model::ArchSpec& spec) {
   const int64_t H = spec.hidden, V = spec.vocab, I = spec.mlp.intermediate;
   const int64_t qkv = (spec.attn.num_heads + 2 * spec.attn.num_kv_heads) * spec.attn.head_dim;
   const double std = 0.02, out_std = 0.02 / std::sqrt(2.0 * static_cast<double>(spec.num_layers));
-  std::map<std::string, torch::Tensor> w;
+  std::map<WeightId, torch::Tensor> w;
   auto normal = [](std::vector<int64_t> shape, double s) { return torch::randn(shape) * s; };
-  w["embed.weight"] = normal({V, H}, std);
-  for (int64_t i = 0; i < spec.num_layers; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
-    w[p + "attn_norm.weight"] = torch::ones({H});
-    w[p + "attn.qkv.weight"] = normal({qkv, H}, std);
-    w[p + "attn.o.weight"] = normal({H, spec.attn.num_heads * spec.attn.head_dim}, out_std);
-    w[p + "mlp_norm.weight"] = torch::ones({H});
-    w[p + "mlp.gate_up.weight"] = normal({2 * I, H}, std);
-    w[p + "mlp.down.weight"] = normal({H, I}, out_std);
+  w[{Weight::Embed}] = normal({V, H}, std);
+  for (int i = 0; i < spec.num_layers; ++i) {
+    w[{Weight::AttnNorm, i}] = torch::ones({H});
+    w[{Weight::Qkv, i}] = normal({qkv, H}, std);
+    w[{Weight::O, i}] = normal({H, spec.attn.num_heads * spec.attn.head_dim}, out_std);
+    w[{Weight::MlpNorm, i}] = torch::ones({H});
+    w[{Weight::GateUp, i}] = normal({2 * I, H}, std);
+    w[{Weight::Down, i}] = normal({H, I}, out_std);
   }
-  w["final_norm.weight"] = torch::ones({H});
-  w["lm_head.weight"] = normal({V, H}, std);
-  for (auto& [name, t] : w) t.requires_grad_(true);
+  w[{Weight::FinalNorm}] = torch::ones({H});
+  w[{Weight::LmHead}] = normal({V, H}, std);
+  for (auto& [id, t] : w) t.requires_grad_(true);
   return w;
 }
 
 // The HF checkpoint names LlamaForCausalLM.save_pretrained writes.
 std::vector<std::pair<std::string, torch::Tensor>> to_hf(const model::ArchSpec& spec,
-                                                         const std::map<std::string, torch::Tensor>& w) {
+                                                         const std::map<WeightId, torch::Tensor>& w) {
   const int64_t hq = spec.attn.num_heads * spec.attn.head_dim, hkv = spec.attn.num_kv_heads * spec.attn.head_dim;
   const int64_t I = spec.mlp.intermediate;
   std::vector<std::pair<std::string, torch::Tensor>> out;
   auto put = [&](const std::string& name, const torch::Tensor& t) { out.emplace_back(name, t.detach().contiguous().clone()); };
-  put("model.embed_tokens.weight", w.at("embed.weight"));
-  for (int64_t i = 0; i < spec.num_layers; ++i) {
-    const std::string s = "layers." + std::to_string(i) + ".", h = "model.layers." + std::to_string(i) + ".";
-    const auto& qkv = w.at(s + "attn.qkv.weight");
+  put("model.embed_tokens.weight", w.at({Weight::Embed}));
+  for (int i = 0; i < spec.num_layers; ++i) {
+    const std::string h = "model.layers." + std::to_string(i) + ".";
+    auto at = [&](Weight weight) -> const torch::Tensor& { return w.at({weight, i}); };
+    const auto& qkv = at(Weight::Qkv);
     put(h + "self_attn.q_proj.weight", qkv.narrow(0, 0, hq));
     put(h + "self_attn.k_proj.weight", qkv.narrow(0, hq, hkv));
     put(h + "self_attn.v_proj.weight", qkv.narrow(0, hq + hkv, hkv));
-    put(h + "self_attn.o_proj.weight", w.at(s + "attn.o.weight"));
-    const auto& gu = w.at(s + "mlp.gate_up.weight");
+    put(h + "self_attn.o_proj.weight", at(Weight::O));
+    const auto& gu = at(Weight::GateUp);
     put(h + "mlp.gate_proj.weight", gu.narrow(0, 0, I));
     put(h + "mlp.up_proj.weight", gu.narrow(0, I, I));
-    put(h + "mlp.down_proj.weight", w.at(s + "mlp.down.weight"));
-    put(h + "input_layernorm.weight", w.at(s + "attn_norm.weight"));
-    put(h + "post_attention_layernorm.weight", w.at(s + "mlp_norm.weight"));
+    put(h + "mlp.down_proj.weight", at(Weight::Down));
+    put(h + "input_layernorm.weight", at(Weight::AttnNorm));
+    put(h + "post_attention_layernorm.weight", at(Weight::MlpNorm));
   }
-  put("model.norm.weight", w.at("final_norm.weight"));
-  put("lm_head.weight", w.at("lm_head.weight"));
+  put("model.norm.weight", w.at({Weight::FinalNorm}));
+  put("lm_head.weight", w.at({Weight::LmHead}));
   return out;
 }
 
@@ -273,7 +275,7 @@ int run(const Options& o) {
              bpe.merges.size(), tok.encode_ids("The capital of France is Paris", false).size());
 
   const json cfg = config_json(o, V);
-  const auto spec = model::arch_from_config(Config(cfg, "config.json"));
+  const auto spec = model::arch_from_config(ConfigAccess::from_json(cfg, "config.json"));
   auto params = init_weights(spec);
   model::Weights weights;
   weights.tensors = params;
@@ -285,12 +287,16 @@ int run(const Options& o) {
     return decoder.forward(in);
   };
   int64_t n_params = 0;
-  for (const auto& [name, t] : params) n_params += t.numel();
+  for (const auto& [id, t] : params) n_params += t.numel();
   fmt::print("model: llama, {} layers, hidden {}, {} heads, intermediate {}, vocab {}: {} parameters\n", o.layers,
              o.hidden, o.heads, o.intermediate, V, n_params);
 
+  // The optimizer and the gradient clipping see the parameters in the order of their standardized
+  // names (as when they were keyed by name), so that a retrain reproduces models/default exactly.
+  std::map<std::string, torch::Tensor> by_name;
+  for (const auto& [id, t] : params) by_name.emplace(id.name(), t);
   std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& [name, t] : params) (t.dim() >= 2 ? decay : no_decay).push_back(t);
+  for (const auto& [name, t] : by_name) (t.dim() >= 2 ? decay : no_decay).push_back(t);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
                                  torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay)));
@@ -298,7 +304,7 @@ int run(const Options& o) {
                                     torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0.0)));
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
   std::vector<torch::Tensor> all_params;
-  for (const auto& [name, t] : params) all_params.push_back(t);
+  for (const auto& [name, t] : by_name) all_params.push_back(t);
 
   const auto heldout_rows = eval_rows(tok, heldout);
   auto eval_train_sample = train;

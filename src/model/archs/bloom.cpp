@@ -29,17 +29,17 @@ static ArchSpec bloom(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "transformer.h.{i}.";
-  w["embed.weight"] = src("transformer.word_embeddings.weight");
-  map_norm(w, "embed_norm", "transformer.word_embeddings_layernorm", true);
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
-  w["layers.{i}.attn.qkv.weight"] = {{L + "self_attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
-  w["layers.{i}.attn.qkv.bias"] = {{L + "self_attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
-  map_linear(w, "layers.{i}.attn.o", L + "self_attention.dense", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
-  map_norm(w, "final_norm", "transformer.ln_f", true);
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Embed] = src("transformer.word_embeddings.weight");
+  map_norm(w, Weight::EmbedNorm, "transformer.word_embeddings_layernorm", true);
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+  map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", true);
+  w[Weight::Qkv] = {{L + "self_attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
+  w[Weight::QkvBias] = {{L + "self_attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
+  map_linear(w, Weight::O, L + "self_attention.dense", true);
+  map_linear(w, Weight::Up, L + "mlp.dense_h_to_4h", true);
+  map_linear(w, Weight::Down, L + "mlp.dense_4h_to_h", true);
+  map_norm(w, Weight::FinalNorm, "transformer.ln_f", true);
+  w[Weight::LmHead] = src("lm_head.weight");
   a.prefix_aliases = {{"transformer.", ""}};
   return a;
 }

@@ -2,7 +2,7 @@
 // (x + attn(ln(x)) + mlp(ln(x))), mean-centred LayerNorms with weight and no bias, interleaved
 // rotary (pairs (x0,x1), (x2,x3), ...), logits × logit_scale, tied embeddings by default, and
 // optional use_qk_norm (Command R+: a LayerNorm over head_dim with a weight row per head).
-#include "model/archs/archs_b.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
@@ -14,7 +14,7 @@ ArchSpec cohere_like(const Config& c, const std::string& name, const std::string
   a.logit_scale = c.number_or({"logit_scale"}, 0.0625);
   a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
   for (auto& layer : a.layers) layer.rotary = rotary_from_config(c, a.attn.head_dim, RotaryLayout::Interleaved);
-  a.weights.erase("layers.{i}.mlp_norm.weight");
+  a.weights.erase(Weight::MlpNorm);
   return a;
 }
 

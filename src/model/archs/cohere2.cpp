@@ -1,7 +1,7 @@
 // cohere2: like cohere, except per-layer attention from `layer_types` (or the legacy
 // sliding_window_pattern, default 4): sliding layers use the window and interleaved rotary,
 // full layers use no positional encoding at all (NoPE). No QK-norm.
-#include "model/archs/archs_b.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 

@@ -48,23 +48,23 @@ static ArchSpec falcon(const Config& c) {
     a.pre_mlp_norm = two_norms;
   }
   if (two_norms) {
-    map_norm(w, "layers.{i}.attn_norm", L + "ln_attn", true);
-    map_norm(w, "layers.{i}.mlp_norm", L + "ln_mlp", true);
+    map_norm(w, Weight::AttnNorm, L + "ln_attn", true);
+    map_norm(w, Weight::MlpNorm, L + "ln_mlp", true);
   } else {
-    map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-    if (a.pre_mlp_norm) map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
+    map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+    if (a.pre_mlp_norm) map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", true);
   }
   const WeightTransform packing = new_arch ? WeightTransform::QkvFalconGroups
                                   : multi_query ? WeightTransform::None
                                                 : WeightTransform::QkvPerHeadInterleaved;
-  w["embed.weight"] = src("transformer.word_embeddings.weight");
-  w["layers.{i}.attn.qkv.weight"] = {{L + "self_attention.query_key_value.weight"}, packing};
-  w["layers.{i}.attn.qkv.bias"] = {{L + "self_attention.query_key_value.bias"}, packing, true};
-  map_linear(w, "layers.{i}.attn.o", L + "self_attention.dense", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
-  map_norm(w, "final_norm", "transformer.ln_f", true);
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Embed] = src("transformer.word_embeddings.weight");
+  w[Weight::Qkv] = {{L + "self_attention.query_key_value.weight"}, packing};
+  w[Weight::QkvBias] = {{L + "self_attention.query_key_value.bias"}, packing, true};
+  map_linear(w, Weight::O, L + "self_attention.dense", true);
+  map_linear(w, Weight::Up, L + "mlp.dense_h_to_4h", true);
+  map_linear(w, Weight::Down, L + "mlp.dense_4h_to_h", true);
+  map_norm(w, Weight::FinalNorm, "transformer.ln_f", true);
+  w[Weight::LmHead] = src("lm_head.weight");
   // Checkpoints exported from the original RefinedWeb code keep the rotary buffer.
   a.ignored_weights = {L + "self_attention.maybe_rotary.inv_freq", L + "self_attention.rotary_emb.inv_freq"};
   return a;

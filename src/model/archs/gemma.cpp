@@ -2,7 +2,7 @@
 // (embed.output is unscaled), GeGLU (gelu_pytorch_tanh) MLP, explicit head_dim, tied lm_head.
 #include <cmath>
 
-#include "model/archs/archs.hpp"
+#include "model/archs/relatives.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {

@@ -4,7 +4,8 @@
 // `hidden_activation`, and sliding-window attention on even layers (or as `layer_types` says).
 #include <cmath>
 
-#include "model/archs/archs.hpp"
+#include "io/config_json.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
@@ -16,7 +17,7 @@ ArchSpec gemma2(const Config& c) {
   a.post_attn_norm = a.post_mlp_norm = true;
   a.attn.scale = 1.0 / std::sqrt(c.number_or({"query_pre_attn_scalar"}, 256.0));
   // Gemma2Config defaults (absent key) are 50 / 30; an explicit null turns the cap off.
-  auto cap = [&](const char* key, double fallback) { return c.json().contains(key) ? c.number_or({key}, 0.0) : fallback; };
+  auto cap = [&](const char* key, double fallback) { return ConfigAccess::json(c).contains(key) ? c.number_or({key}, 0.0) : fallback; };
   a.attn.softcap = cap("attn_logit_softcapping", 50.0);
   a.final_softcap = cap("final_logit_softcapping", 30.0);
   const int64_t window = c.integer_or({"sliding_window"}, 4096);
@@ -25,9 +26,9 @@ ArchSpec gemma2(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  map_norm(w, "layers.{i}.post_attn_norm", L + "post_attention_layernorm", false);
-  map_norm(w, "layers.{i}.mlp_norm", L + "pre_feedforward_layernorm", false);
-  map_norm(w, "layers.{i}.post_mlp_norm", L + "post_feedforward_layernorm", false);
+  map_norm(w, Weight::PostAttnNorm, L + "post_attention_layernorm", false);
+  map_norm(w, Weight::MlpNorm, L + "pre_feedforward_layernorm", false);
+  map_norm(w, Weight::PostMlpNorm, L + "post_feedforward_layernorm", false);
   return a;
 }
 

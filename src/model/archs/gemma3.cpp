@@ -3,7 +3,7 @@
 // before rotary), sliding layers from `layer_types` / `sliding_window_pattern` (default 6) and two
 // rotary tables: sliding layers use rope_local_base_freq without scaling, full layers rope_theta
 // with rope_scaling.
-#include "model/archs/archs.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 

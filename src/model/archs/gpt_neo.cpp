@@ -1,6 +1,7 @@
 // gpt_neo: like gpt2, except nn.Linear weights, separate q/k/v (no bias) and out_proj (bias),
 // NO 1/sqrt(head_dim) score scaling, and layers alternating global / local attention
 // (`attention_layers`, or `attention_types` expanded); local layers see keys i - window_size < j <= i.
+#include "io/config_json.hpp"
 #include "model/arch.hpp"
 #include "nnterp/error.hpp"
 
@@ -11,11 +12,11 @@ namespace nnterp::model {
 static std::vector<std::string> attention_layers(const Config& c) {
   std::vector<std::string> out;
   try {
-    if (const auto* layers = c.find({"attention_layers"})) {
+    if (const auto* layers = config_find(c, {"attention_layers"})) {
       for (const auto& t : *layers) out.push_back(t.get<std::string>());
       return out;
     }
-    const auto* types = c.find({"attention_types"});
+    const auto* types = config_find(c, {"attention_types"});
     if (!types) return {};
     for (const auto& item : *types)
       for (int64_t k = 0; k < item.at(1).get<int64_t>(); ++k)
@@ -56,16 +57,16 @@ static ArchSpec gpt_neo(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "transformer.h.{i}.", A = L + "attn.attention.";
-  w["embed.weight"] = src("transformer.wte.weight");
-  w["pos_embed.weight"] = src("transformer.wpe.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
-  map_norm(w, "layers.{i}.mlp_norm", L + "ln_2", true);
-  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
-  map_linear(w, "layers.{i}.attn.o", A + "out_proj", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.c_fc", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.c_proj", true);
-  map_norm(w, "final_norm", "transformer.ln_f", true);
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Embed] = src("transformer.wte.weight");
+  w[Weight::PosEmbed] = src("transformer.wpe.weight");
+  map_norm(w, Weight::AttnNorm, L + "ln_1", true);
+  map_norm(w, Weight::MlpNorm, L + "ln_2", true);
+  w[Weight::Qkv] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  map_linear(w, Weight::O, A + "out_proj", true);
+  map_linear(w, Weight::Up, L + "mlp.c_fc", true);
+  map_linear(w, Weight::Down, L + "mlp.c_proj", true);
+  map_norm(w, Weight::FinalNorm, "transformer.ln_f", true);
+  w[Weight::LmHead] = src("lm_head.weight");
   // EleutherAI/gpt-neo-* checkpoints carry the causal-mask buffers as tensors.
   a.ignored_weights = {A + "bias", A + "masked_bias"};
   return a;

@@ -25,16 +25,16 @@ static ArchSpec gpt_neox(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "gpt_neox.layers.{i}.";
-  w["embed.weight"] = src("gpt_neox.embed_in.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
-  w["layers.{i}.attn.qkv.weight"] = {{L + "attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
-  w["layers.{i}.attn.qkv.bias"] = {{L + "attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
-  map_linear(w, "layers.{i}.attn.o", L + "attention.dense", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.dense_h_to_4h", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.dense_4h_to_h", true);
-  map_norm(w, "final_norm", "gpt_neox.final_layer_norm", true);
-  w["lm_head.weight"] = src("embed_out.weight");
+  w[Weight::Embed] = src("gpt_neox.embed_in.weight");
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+  map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", true);
+  w[Weight::Qkv] = {{L + "attention.query_key_value.weight"}, WeightTransform::QkvPerHeadInterleaved};
+  w[Weight::QkvBias] = {{L + "attention.query_key_value.bias"}, WeightTransform::QkvPerHeadInterleaved, true};
+  map_linear(w, Weight::O, L + "attention.dense", true);
+  map_linear(w, Weight::Up, L + "mlp.dense_h_to_4h", true);
+  map_linear(w, Weight::Down, L + "mlp.dense_4h_to_h", true);
+  map_norm(w, Weight::FinalNorm, "gpt_neox.final_layer_norm", true);
+  w[Weight::LmHead] = src("embed_out.weight");
   // Pythia-era checkpoints carry the causal-mask and rotary buffers as tensors.
   a.ignored_weights = {L + "attention.bias", L + "attention.masked_bias", L + "attention.rotary_emb.inv_freq"};
   return a;

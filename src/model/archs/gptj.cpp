@@ -2,7 +2,7 @@
 // (theta 1e4) on the first rotary_dim dims with the interleaved (rotate_every_two) layout instead
 // of learned positions, a parallel block with the single ln_1: x + attn(ln_1(x)) + mlp(ln_1(x)),
 // fc_in/fc_out and lm_head with biases, untied.
-#include "model/archs/archs.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
@@ -27,14 +27,14 @@ ArchSpec gptj(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "transformer.h.{i}.", A = L + "attn.";
-  w["embed.weight"] = src("transformer.wte.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "ln_1", true);
-  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
-  w["layers.{i}.attn.o.weight"] = src(A + "out_proj.weight");
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.fc_in", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.fc_out", true);
-  map_norm(w, "final_norm", "transformer.ln_f", true);
-  map_linear(w, "lm_head", "lm_head", true);
+  w[Weight::Embed] = src("transformer.wte.weight");
+  map_norm(w, Weight::AttnNorm, L + "ln_1", true);
+  w[Weight::Qkv] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  w[Weight::O] = src(A + "out_proj.weight");
+  map_linear(w, Weight::Up, L + "mlp.fc_in", true);
+  map_linear(w, Weight::Down, L + "mlp.fc_out", true);
+  map_norm(w, Weight::FinalNorm, "transformer.ln_f", true);
+  map_linear(w, Weight::LmHead, "lm_head", true);
   // EleutherAI/gpt-j-6b carries the causal-mask buffers (and older exports the sin/cos table).
   a.ignored_weights = {A + "bias", A + "masked_bias", A + "embed_positions"};
   return a;

@@ -13,8 +13,8 @@ static ArchSpec granite(const Config& c) {
   a.attn.scale = c.number_or({"attention_multiplier"}, 1.0);
   a.logit_scale = 1.0 / c.number_or({"logits_scaling"}, 1.0);
   const std::string L = "model.layers.{i}.";
-  a.weights["layers.{i}.mlp.gate_up.bias"] = cat({L + "mlp.gate_proj.bias", L + "mlp.up_proj.bias"}, true);
-  a.weights["layers.{i}.mlp.down.bias"] = src(L + "mlp.down_proj.bias", true);
+  a.weights[Weight::GateUpBias] = cat({L + "mlp.gate_proj.bias", L + "mlp.up_proj.bias"}, true);
+  a.weights[Weight::DownBias] = src(L + "mlp.down_proj.bias", true);
   return a;
 }
 

@@ -1,7 +1,7 @@
 // mixtral: like mistral (sliding window on every layer when set), except the MLP is a mixture
 // of SwiGLU experts in `block_sparse_moe`: router `gate`, softmax over all experts, top-k, the
 // k weights always renormalised to sum to 1; experts w2(silu(w1 x) * w3 x).
-#include "model/archs/archs_b.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
@@ -11,11 +11,11 @@ void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top
   a.mlp.moe.num_experts = num_experts;
   a.mlp.moe.top_k = top_k;
   a.mlp.moe.normalize_top_k = normalize_top_k;
-  a.weights.erase("layers.{i}.mlp.gate_up.weight");
-  a.weights.erase("layers.{i}.mlp.down.weight");
-  a.weights["layers.{i}.moe.router.weight"] = src(router);
-  a.weights["layers.{i}.moe.experts.{e}.gate_up.weight"] = cat({gate, up});
-  a.weights["layers.{i}.moe.experts.{e}.down.weight"] = src(down);
+  a.weights.erase(Weight::GateUp);
+  a.weights.erase(Weight::Down);
+  a.weights[Weight::Router] = src(router);
+  a.weights[Weight::ExpertGateUp] = cat({gate, up});
+  a.weights[Weight::ExpertDown] = src(down);
 }
 
 static ArchSpec mixtral(const Config& c) {

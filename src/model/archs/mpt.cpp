@@ -18,7 +18,7 @@ static ArchSpec mpt(const Config& c) {
     throw Error(ErrorKind::Unsupported, c.source(), what + " is not supported",
                 "transformers' MptForCausalLM ignores this option, so nnterp refuses rather than guess");
   };
-  Config attn(c.find({"attn_config"}) ? *c.find({"attn_config"}) : nlohmann::json::object(), c.source() + " (attn_config)");
+  const Config attn = c.section("attn_config");
   if (!c.boolean_or({"no_bias"}, true)) unsupported("no_bias=false");
   if (!attn.boolean_or({"alibi"}, true)) unsupported("attn_config.alibi=false");
   if (attn.number_or({"alibi_bias_max"}, 8.0) != 8.0) unsupported("attn_config.alibi_bias_max != 8");
@@ -43,15 +43,15 @@ static ArchSpec mpt(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "transformer.blocks.{i}.";
-  w["embed.weight"] = src("transformer.wte.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "norm_1", false);
-  map_norm(w, "layers.{i}.mlp_norm", L + "norm_2", false);
-  w["layers.{i}.attn.qkv.weight"] = src(L + "attn.Wqkv.weight");
-  w["layers.{i}.attn.o.weight"] = src(L + "attn.out_proj.weight");
-  w["layers.{i}.mlp.up.weight"] = src(L + "ffn.up_proj.weight");
-  w["layers.{i}.mlp.down.weight"] = src(L + "ffn.down_proj.weight");
-  map_norm(w, "final_norm", "transformer.norm_f", false);
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Embed] = src("transformer.wte.weight");
+  map_norm(w, Weight::AttnNorm, L + "norm_1", false);
+  map_norm(w, Weight::MlpNorm, L + "norm_2", false);
+  w[Weight::Qkv] = src(L + "attn.Wqkv.weight");
+  w[Weight::O] = src(L + "attn.out_proj.weight");
+  w[Weight::Up] = src(L + "ffn.up_proj.weight");
+  w[Weight::Down] = src(L + "ffn.down_proj.weight");
+  map_norm(w, Weight::FinalNorm, "transformer.norm_f", false);
+  w[Weight::LmHead] = src("lm_head.weight");
   return a;
 }
 

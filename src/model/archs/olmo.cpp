@@ -9,8 +9,7 @@ static ArchSpec olmo(const Config& c) {
   ArchSpec a = llama_like(c, "olmo", "OlmoForCausalLM");
   a.norm = {NormKind::NonParametricLayerNorm, 1e-5};
   a.attn.clip_qkv = c.number_or({"clip_qkv"}, 0.0);
-  for (const char* name : {"layers.{i}.attn_norm.weight", "layers.{i}.mlp_norm.weight", "final_norm.weight"})
-    a.weights.erase(name);
+  for (Weight weight : {Weight::AttnNorm, Weight::MlpNorm, Weight::FinalNorm}) a.weights.erase(weight);
   return a;
 }
 

@@ -1,7 +1,7 @@
 // olmoe: like llama (pre-norm blocks), except olmo2's QK-norm over the whole q / k projections
 // and a mixture of SwiGLU experts (`mlp.gate` router, softmax over all experts, top-k, renormalised
 // only if norm_topk_prob).
-#include "model/archs/archs_b.hpp"
+#include "model/archs/relatives.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {

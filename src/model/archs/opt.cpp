@@ -33,21 +33,21 @@ static ArchSpec opt(const Config& c) {
 
   auto& w = a.weights;
   const std::string D = "model.decoder.", L = D + "layers.{i}.";
-  auto norm = [&](const std::string& std_prefix, const std::string& hf_prefix) {
-    if (affine) map_norm(w, std_prefix, hf_prefix, true);
+  auto norm = [&](Weight weight, const std::string& hf_prefix) {
+    if (affine) map_norm(w, weight, hf_prefix, true);
   };
-  w["embed.weight"] = src(D + "embed_tokens.weight");
-  w["pos_embed.weight"] = src(D + "embed_positions.weight");
-  norm("layers.{i}.attn_norm", L + "self_attn_layer_norm");
-  norm("layers.{i}.mlp_norm", L + "final_layer_norm");
+  w[Weight::Embed] = src(D + "embed_tokens.weight");
+  w[Weight::PosEmbed] = src(D + "embed_positions.weight");
+  norm(Weight::AttnNorm, L + "self_attn_layer_norm");
+  norm(Weight::MlpNorm, L + "final_layer_norm");
   const std::string A = L + "self_attn.";
-  w["layers.{i}.attn.qkv.weight"] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
-  w["layers.{i}.attn.qkv.bias"] = cat({A + "q_proj.bias", A + "k_proj.bias", A + "v_proj.bias"}, true);
-  map_linear(w, "layers.{i}.attn.o", A + "out_proj", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "fc1", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "fc2", true);
-  norm("final_norm", D + "final_layer_norm");
-  w["lm_head.weight"] = src("lm_head.weight");
+  w[Weight::Qkv] = cat({A + "q_proj.weight", A + "k_proj.weight", A + "v_proj.weight"});
+  w[Weight::QkvBias] = cat({A + "q_proj.bias", A + "k_proj.bias", A + "v_proj.bias"}, true);
+  map_linear(w, Weight::O, A + "out_proj", true);
+  map_linear(w, Weight::Up, L + "fc1", true);
+  map_linear(w, Weight::Down, L + "fc2", true);
+  norm(Weight::FinalNorm, D + "final_layer_norm");
+  w[Weight::LmHead] = src("lm_head.weight");
   a.prefix_aliases = {{"model.", ""}};
   return a;
 }

@@ -19,15 +19,15 @@ static ArchSpec phi(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  w.erase("layers.{i}.mlp_norm.weight");
-  w.erase("layers.{i}.mlp.gate_up.weight");
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  map_linear(w, "layers.{i}.attn.o", L + "self_attn.dense", true);
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.fc1", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.fc2", true);
-  w.erase("final_norm.weight");
-  map_norm(w, "final_norm", "model.final_layernorm", true);
-  w["lm_head.bias"] = src("lm_head.bias", true);
+  w.erase(Weight::MlpNorm);
+  w.erase(Weight::GateUp);
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+  map_linear(w, Weight::O, L + "self_attn.dense", true);
+  map_linear(w, Weight::Up, L + "mlp.fc1", true);
+  map_linear(w, Weight::Down, L + "mlp.fc2", true);
+  w.erase(Weight::FinalNorm);
+  map_norm(w, Weight::FinalNorm, "model.final_layernorm", true);
+  w[Weight::LmHeadBias] = src("lm_head.bias", true);
   if (c.boolean_or({"qk_layernorm"}, false))
     use_qk_norm(a, QkNorm::PerHead, L + "self_attn.q_layernorm", L + "self_attn.k_layernorm", true);
   return a;

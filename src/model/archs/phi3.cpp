@@ -12,8 +12,8 @@ static ArchSpec phi3(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  map_linear(w, "layers.{i}.attn.qkv", L + "self_attn.qkv_proj", true);
-  w["layers.{i}.mlp.gate_up.weight"] = src(L + "mlp.gate_up_proj.weight");
+  map_linear(w, Weight::Qkv, L + "self_attn.qkv_proj", true);
+  w[Weight::GateUp] = src(L + "mlp.gate_up_proj.weight");
   return a;
 }
 

@@ -1,6 +1,6 @@
 // qwen2: llama, except biases on q/k/v (not o), tied embeddings by default, and an optional
 // sliding window on layers >= max_window_layers (or as `layer_types` says).
-#include "model/archs/archs.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 

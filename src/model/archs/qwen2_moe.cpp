@@ -4,7 +4,8 @@
 // Only uniform models: every layer MoE (or every layer dense); no sliding window.
 #include <algorithm>
 
-#include "model/archs/archs_b.hpp"
+#include "io/config_json.hpp"
+#include "model/archs/relatives.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {
@@ -17,7 +18,7 @@ static ArchSpec qwen2_moe(const Config& c) {
   // HF: layer i is MoE iff i is not in mlp_only_layers and num_experts > 0 and (i+1) % step == 0.
   const int64_t experts = c.integer_or({"num_experts"}, 60), step = c.integer_or({"decoder_sparse_step"}, 1);
   std::vector<int64_t> dense_only;
-  if (const auto* list = c.find({"mlp_only_layers"})) {
+  if (const auto* list = config_find(c, {"mlp_only_layers"})) {
     if (!list->is_array()) throw Error(ErrorKind::Config, c.source(), "'mlp_only_layers' should be a list of layer indices");
     for (const auto& v : *list) dense_only.push_back(v.get<int64_t>());
   }
@@ -35,10 +36,10 @@ static ArchSpec qwen2_moe(const Config& c) {
           M + "gate.weight", M + "experts.{e}.gate_proj.weight", M + "experts.{e}.up_proj.weight",
           M + "experts.{e}.down_proj.weight");
   a.mlp.moe.shared_expert = true;
-  a.weights["layers.{i}.moe.shared.gate_up.weight"] =
+  a.weights[Weight::SharedGateUp] =
       cat({M + "shared_expert.gate_proj.weight", M + "shared_expert.up_proj.weight"});
-  a.weights["layers.{i}.moe.shared.down.weight"] = src(M + "shared_expert.down_proj.weight");
-  a.weights["layers.{i}.moe.shared_gate.weight"] = src(M + "shared_expert_gate.weight");
+  a.weights[Weight::SharedDown] = src(M + "shared_expert.down_proj.weight");
+  a.weights[Weight::SharedGate] = src(M + "shared_expert_gate.weight");
   return a;
 }
 

@@ -1,7 +1,7 @@
 // qwen3: like qwen2, except no q/k/v biases by default (`attention_bias`, on o_proj too) and a
 // QK-norm: an RMSNorm over head_dim (one weight shared by all heads) applied per head before
 // rotary; explicit head_dim.
-#include "model/archs/archs.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 

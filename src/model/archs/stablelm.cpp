@@ -15,14 +15,14 @@ static ArchSpec stablelm(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  map_norm(w, "final_norm", "model.norm", true);
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+  map_norm(w, Weight::FinalNorm, "model.norm", true);
   if (c.boolean_or({"use_parallel_residual"}, false)) {
     a.residual = Residual::Parallel;
     a.pre_mlp_norm = false;
-    w.erase("layers.{i}.mlp_norm.weight");
+    w.erase(Weight::MlpNorm);
   } else {
-    map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
+    map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", true);
   }
   if (c.boolean_or({"qk_layernorm"}, false)) {
     a.attn.qk_norm = QkNorm::PerHeadSeparate;
@@ -33,8 +33,8 @@ static ArchSpec stablelm(const Config& c) {
       for (int64_t h = 0; h < heads; ++h) parts.push_back(L + "self_attn." + which + ".norms." + std::to_string(h) + ".weight");
       return cat(parts);
     };
-    w["layers.{i}.attn.q_norm.weight"] = per_head("q_layernorm", a.attn.num_heads);
-    w["layers.{i}.attn.k_norm.weight"] = per_head("k_layernorm", a.attn.num_kv_heads);
+    w[Weight::QNorm] = per_head("q_layernorm", a.attn.num_heads);
+    w[Weight::KNorm] = per_head("k_layernorm", a.attn.num_kv_heads);
   }
   return a;
 }

@@ -15,12 +15,12 @@ static ArchSpec starcoder2(const Config& c) {
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";
-  map_norm(w, "layers.{i}.attn_norm", L + "input_layernorm", true);
-  map_norm(w, "layers.{i}.mlp_norm", L + "post_attention_layernorm", true);
-  map_norm(w, "final_norm", "model.norm", true);
-  w.erase("layers.{i}.mlp.gate_up.weight");
-  map_linear(w, "layers.{i}.mlp.up", L + "mlp.c_fc", true);
-  map_linear(w, "layers.{i}.mlp.down", L + "mlp.c_proj", true);
+  map_norm(w, Weight::AttnNorm, L + "input_layernorm", true);
+  map_norm(w, Weight::MlpNorm, L + "post_attention_layernorm", true);
+  map_norm(w, Weight::FinalNorm, "model.norm", true);
+  w.erase(Weight::GateUp);
+  map_linear(w, Weight::Up, L + "mlp.c_fc", true);
+  map_linear(w, Weight::Down, L + "mlp.c_proj", true);
   return a;
 }
 

@@ -33,8 +33,9 @@ struct Norm {
   torch::Tensor weight, bias;  // undefined when absent
   torch::Tensor operator()(const torch::Tensor& x) const;
 };
-// The norm `prefix`.weight / .bias from the loaded weights (NonParametricLayerNorm needs none).
-Norm make_norm(const Weights& w, const std::string& prefix, const NormSpec& spec);
+// The norm `weight` (Weight::AttnNorm, ...) of `layer` (-1 for a model-level norm) and its
+// optional bias (bias_of(weight)) from the loaded weights (NonParametricLayerNorm needs none).
+Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec);
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
 

@@ -32,12 +32,12 @@ torch::Tensor Norm::operator()(const torch::Tensor& x) const {
   return x;
 }
 
-Norm make_norm(const Weights& w, const std::string& prefix, const NormSpec& spec) {
+Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec) {
   Norm n;
   n.kind = spec.kind;
   n.eps = spec.eps;
-  if (spec.kind != NormKind::NonParametricLayerNorm) n.weight = w.get(prefix + ".weight");
-  n.bias = w.get_or_undefined(prefix + ".bias");
+  if (spec.kind != NormKind::NonParametricLayerNorm) n.weight = w.get(WeightId{weight, layer});
+  n.bias = w.get_or_undefined(WeightId{bias_of(weight), layer});
   return n;
 }
 

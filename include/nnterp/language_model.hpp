@@ -1,0 +1,94 @@
+// LanguageModel: a HuggingFace causal LM loaded from a local folder (or the offline hub cache)
+// behind one standardized interface, whatever the architecture: sizes, the tokenizer, one forward
+// pass with hooks at every standardized point. The trace and generation sit on top of it
+// (StandardizedTransformer, nnterp/model.hpp, is the class to use).
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nnterp/config.hpp"
+#include "nnterp/forward.hpp"
+#include "nnterp/points.hpp"
+
+namespace nnterp {
+
+class Tokenizer;
+
+struct LoadOptions {
+  torch::ScalarType dtype = torch::kFloat32;  // compute dtype; F16/BF16 weights are converted
+  bool load_tokenizer = true;                 // when the folder has tokenizer.json
+  bool validate = true;                       // run validate_model() at load; throw if a check fails
+};
+
+// A standardized module and the checkpoint tensors behind it (for `nnterp info`).
+struct ModuleInfo {
+  std::string name;                                         // "layers.3.self_attn"
+  std::map<std::string, std::vector<std::string>> weights;  // standardized weight → HF names
+};
+
+class LanguageModel {
+ public:
+  // `model` is a folder or a hub id resolved offline (see hub.hpp).
+  explicit LanguageModel(const std::string& model, const LoadOptions& options = {});
+  ~LanguageModel();
+  LanguageModel(LanguageModel&&) noexcept;
+  LanguageModel& operator=(LanguageModel&&) noexcept;
+
+  const std::filesystem::path& path() const;
+  const Config& config() const;
+  const std::string& architecture() const;  // registry name ("llama")
+  const std::string& hf_class() const;      // "LlamaForCausalLM"
+  int64_t num_layers() const;
+  int64_t num_heads() const;
+  int64_t num_kv_heads() const;
+  int64_t head_dim() const;
+  int64_t hidden_size() const;
+  int64_t vocab_size() const;
+  // Whether the model has a mixture-of-experts router (the layers.{i}.router_logits point).
+  bool has_router() const;
+  // The number of learned absolute positions (a hard limit on sequence length); nullopt when
+  // positions are rotary, ALiBi or absent (those run beyond config.json's maximum, with a warning).
+  std::optional<int64_t> learned_positions() const;
+  // The dtype of the weights and activations.
+  torch::ScalarType dtype() const;
+
+  // The standardized module tree: embed_tokens, layers.{i}.self_attn, layers.{i}.mlp, ln_final, lm_head.
+  std::vector<ModuleInfo> modules() const;
+
+  // One forward pass; see ForwardInput. Logits [B, T, V].
+  // Inputs are checked (docs/bad_inputs.md): int64 [B, T] ids in [0, vocab), a bool/integer 0/1
+  // mask with at least one 1 per row (left or right padding both work). Learned absolute positions
+  // are a hard limit (Error); rotary/ALiBi models run beyond config.json's max_position_embeddings
+  // and warn once per model on stderr.
+  torch::Tensor forward(const ForwardInput& input, PointHooks* hooks = nullptr) const;
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        PointHooks* hooks = nullptr) const;
+  // The EOS / pad ids from generation_config.json, else config.json, else the tokenizer.
+  std::vector<int64_t> eos_token_ids() const;
+  std::optional<int64_t> pad_token_id() const;
+
+  // Token ids + attention mask for prompts (left padding), or the given tokens checked as forward()
+  // checks them. An empty prompt list, or a prompt with no token (an empty string with a tokenizer
+  // that adds no BOS), is an Error naming the prompt's index.
+  TokenBatch tokenize(const TraceInput& inputs) const;
+
+  // The model's own final norm + lm_head + final scaling/soft-cap applied to a residual-stream tensor.
+  torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+
+  // The tokenizer from the model folder (tokenizer.json); null when the folder has none.
+  const Tokenizer* tokenizer() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  friend struct LanguageModelAccess;  // the library's model layer (src/model/access.hpp)
+};
+
+}  // namespace nnterp

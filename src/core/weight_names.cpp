@@ -1,0 +1,95 @@
+#include "nnterp/weight_names.hpp"
+
+#include <stdexcept>
+#include <tuple>
+
+namespace nnterp {
+
+const std::vector<WeightInfo>& weight_table() {
+  // Local, not file-level: this file shares a unity-build batch with others.
+  constexpr WeightScope M = WeightScope::Model, L = WeightScope::Layer, E = WeightScope::Expert;
+  static const std::vector<WeightInfo> table = {
+      {Weight::Embed, "embed.weight", M, "embed_tokens", "token embedding matrix [vocab, hidden]"},
+      {Weight::PosEmbed, "pos_embed.weight", M, "embed_tokens", "learned absolute position embeddings [positions, hidden]"},
+      {Weight::EmbedNorm, "embed_norm.weight", M, "embed_tokens", "norm right after the embedding"},
+      {Weight::EmbedNormBias, "embed_norm.bias", M, "embed_tokens", "its bias"},
+      {Weight::AttnNorm, "layers.{i}.attn_norm.weight", L, "self_attn", "pre-attention norm"},
+      {Weight::AttnNormBias, "layers.{i}.attn_norm.bias", L, "self_attn", "its bias"},
+      {Weight::MlpNorm, "layers.{i}.mlp_norm.weight", L, "mlp", "pre-MLP norm"},
+      {Weight::MlpNormBias, "layers.{i}.mlp_norm.bias", L, "mlp", "its bias"},
+      {Weight::PostAttnNorm, "layers.{i}.post_attn_norm.weight", L, "self_attn", "norm of the attention output before the residual add"},
+      {Weight::PostAttnNormBias, "layers.{i}.post_attn_norm.bias", L, "self_attn", "its bias"},
+      {Weight::PostMlpNorm, "layers.{i}.post_mlp_norm.weight", L, "mlp", "norm of the MLP output before the residual add"},
+      {Weight::PostMlpNormBias, "layers.{i}.post_mlp_norm.bias", L, "mlp", "its bias"},
+      {Weight::Qkv, "layers.{i}.attn.qkv.weight", L, "self_attn", "fused projection, rows [q (heads·hd) | k (kv·hd) | v (kv·hd)]"},
+      {Weight::QkvBias, "layers.{i}.attn.qkv.bias", L, "self_attn", "its bias"},
+      {Weight::QNorm, "layers.{i}.attn.q_norm.weight", L, "self_attn", "query norm (QK-norm)"},
+      {Weight::QNormBias, "layers.{i}.attn.q_norm.bias", L, "self_attn", "its bias"},
+      {Weight::KNorm, "layers.{i}.attn.k_norm.weight", L, "self_attn", "key norm (QK-norm)"},
+      {Weight::KNormBias, "layers.{i}.attn.k_norm.bias", L, "self_attn", "its bias"},
+      {Weight::O, "layers.{i}.attn.o.weight", L, "self_attn", "output projection [hidden, heads·hd]"},
+      {Weight::OBias, "layers.{i}.attn.o.bias", L, "self_attn", "its bias"},
+      {Weight::Up, "layers.{i}.mlp.up.weight", L, "mlp", "plain MLP input projection [intermediate, hidden]"},
+      {Weight::UpBias, "layers.{i}.mlp.up.bias", L, "mlp", "its bias"},
+      {Weight::GateUp, "layers.{i}.mlp.gate_up.weight", L, "mlp", "gated MLP input projection, rows [gate | up]"},
+      {Weight::GateUpBias, "layers.{i}.mlp.gate_up.bias", L, "mlp", "its bias"},
+      {Weight::Down, "layers.{i}.mlp.down.weight", L, "mlp", "MLP output projection [hidden, intermediate]"},
+      {Weight::DownBias, "layers.{i}.mlp.down.bias", L, "mlp", "its bias"},
+      {Weight::Router, "layers.{i}.moe.router.weight", L, "mlp", "mixture-of-experts router [experts, hidden]"},
+      {Weight::ExpertGateUp, "layers.{i}.moe.experts.{e}.gate_up.weight", E, "mlp", "expert e's gated input projection, rows [gate | up]"},
+      {Weight::ExpertDown, "layers.{i}.moe.experts.{e}.down.weight", E, "mlp", "expert e's output projection"},
+      {Weight::SharedGateUp, "layers.{i}.moe.shared.gate_up.weight", L, "mlp", "shared expert's gated input projection"},
+      {Weight::SharedDown, "layers.{i}.moe.shared.down.weight", L, "mlp", "shared expert's output projection"},
+      {Weight::SharedGate, "layers.{i}.moe.shared_gate.weight", L, "mlp", "shared expert's sigmoid gate [1, hidden]"},
+      {Weight::FinalNorm, "final_norm.weight", M, "ln_final", "final norm"},
+      {Weight::FinalNormBias, "final_norm.bias", M, "ln_final", "its bias"},
+      {Weight::LmHead, "lm_head.weight", M, "lm_head", "unembedding [vocab, hidden]"},
+      {Weight::LmHeadBias, "lm_head.bias", M, "lm_head", "its bias"},
+  };
+  return table;
+}
+
+const WeightInfo& weight_info(Weight weight) {
+  const auto& info = weight_table().at(static_cast<size_t>(weight));
+  if (info.weight != weight) throw std::logic_error("weight_table() is out of the enum's order");
+  return info;
+}
+
+// A weight has a bias when the next entry is its ".bias" twin.
+static bool bias_follows(Weight weight) {
+  const auto& table = weight_table();
+  const size_t next = static_cast<size_t>(weight) + 1;
+  if (next >= table.size()) return false;
+  const std::string name = weight_info(weight).pattern, bias = table[next].pattern;
+  const std::string stem = name.substr(0, name.size() - std::string(".weight").size());
+  return name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 && bias == stem + ".bias";
+}
+
+bool has_bias(Weight weight) { return bias_follows(weight); }
+
+Weight bias_of(Weight weight) {
+  if (!bias_follows(weight))
+    throw std::logic_error(std::string("standardized weight '") + weight_info(weight).pattern + "' has no bias");
+  return static_cast<Weight>(static_cast<int>(weight) + 1);
+}
+
+static std::string expand_weight_pattern(std::string pattern, int layer, int expert) {
+  for (auto [key, value] : {std::pair<const char*, int>{"{i}", layer}, {"{e}", expert}})
+    for (size_t at = pattern.find(key); at != std::string::npos; at = pattern.find(key))
+      pattern.replace(at, 3, std::to_string(value));
+  return pattern;
+}
+
+std::string WeightId::name() const { return expand_weight_pattern(weight_info(weight).pattern, layer, expert); }
+
+std::string WeightId::module() const {
+  const auto& info = weight_info(weight);
+  if (info.scope == WeightScope::Model) return info.module;
+  return "layers." + std::to_string(layer) + "." + info.module;
+}
+
+bool WeightId::operator<(const WeightId& o) const {
+  return std::tie(weight, layer, expert) < std::tie(o.weight, o.layer, o.expert);
+}
+
+}  // namespace nnterp

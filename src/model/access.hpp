@@ -1,0 +1,19 @@
+// The model layer's view of a LanguageModel: its decoder and ArchSpec. Only src/model may include
+// this; the layers above use LanguageModel's public interface.
+#pragma once
+
+#include "model/arch.hpp"
+#include "nnterp/language_model.hpp"
+
+namespace nnterp {
+
+namespace model {
+class Decoder;
+}
+
+struct LanguageModelAccess {
+  static const model::Decoder& decoder(const LanguageModel& model);
+  static const model::ArchSpec& spec(const LanguageModel& model);
+};
+
+}  // namespace nnterp

@@ -1,0 +1,31 @@
+// Builders and helpers that one architecture file exposes to its relatives (the architectures
+// that derive from it). Each is defined in archs/<name>.cpp next to its NNTERP_ARCH registration.
+// Data only, like the architecture files themselves: no torch.
+#pragma once
+
+#include <string>
+
+#include "model/arch.hpp"
+
+namespace nnterp::model {
+
+ArchSpec gemma(const Config& c);   // gemma.cpp: for gemma2
+ArchSpec gemma2(const Config& c);  // gemma2.cpp: for gemma3_text
+ArchSpec gptj(const Config& c);    // gptj.cpp: for codegen
+ArchSpec qwen2(const Config& c);   // qwen2.cpp: for qwen3
+
+// cohere.cpp: the Cohere block (parallel, single mean-centred LayerNorm without bias, interleaved
+// rotary, logit_scale, tied), for cohere and cohere2.
+ArchSpec cohere_like(const Config& c, const std::string& name, const std::string& hf_class);
+
+// mixtral.cpp: replaces a llama-like spec's dense MLP by a mixture of SwiGLU experts (for
+// mixtral, olmoe, qwen2_moe). `router` and the expert names are HF names with "{i}" (layer) and
+// "{e}" (expert); `up` is concatenated after `gate` into Weight::ExpertGateUp's rows.
+void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
+             const std::string& gate, const std::string& up, const std::string& down);
+
+// olmo2.cpp: QK-norm over the whole q / k projections (RMSNorm, `self_attn.{q,k}_norm`), for
+// olmo2 and olmoe.
+void use_whole_projection_qk_norm(ArchSpec& a, const Config& c);
+
+}  // namespace nnterp::model
