@@ -14,10 +14,13 @@ DATA = ROOT / "tests" / "data"
 
 
 def reset(name):
+    """Removes the seeds this script wrote; keeps the inputs `tools/fuzz.sh --campaign` merged in
+    (named by their SHA-1, as libFuzzer names them)."""
     d = HERE / name
     d.mkdir(exist_ok=True)
     for f in d.iterdir():
-        f.unlink()
+        if not re.fullmatch(r"[0-9a-f]{40}", f.name):
+            f.unlink()
     return d
 
 

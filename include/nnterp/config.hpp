@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nnterp {
 
@@ -34,6 +35,12 @@ class Config {
   double number_or(std::initializer_list<const char*> keys, double fallback) const;
   bool boolean_or(std::initializer_list<const char*> keys, bool fallback) const;
   std::string string_or(std::initializer_list<const char*> keys, const std::string& fallback) const;
+  // A list of integers / strings (mlp_only_layers, layer_types, ...): every element is checked.
+  std::vector<int64_t> integers_or(std::initializer_list<const char*> keys, std::vector<int64_t> fallback) const;
+  std::vector<std::string> strings_or(std::initializer_list<const char*> keys, std::vector<std::string> fallback) const;
+  // A token id setting (eos_token_id, pad_token_id, ...): an integer or a list of integers; empty
+  // when absent or null; Error(Config) naming the key for anything else.
+  std::vector<int64_t> token_ids(const char* key) const;
   // The nested object `key` (rope_scaling, attn_config, ...) as a Config whose source names it;
   // empty when absent or null; Error(Config) when it is not an object.
   Config section(const char* key) const;

@@ -1,12 +1,12 @@
 #include "nnterp/config.hpp"
 
-#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 
 #include "io/config_json.hpp"
 #include "io/json_limits.hpp"
+#include "io/json_reader.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp {
@@ -87,57 +87,53 @@ static std::string names(std::initializer_list<const char*> keys) {
   return out;
 }
 
-static std::string first_present_name(const json& j, std::initializer_list<const char*> keys) {
+// The first present (non-null) key's value, checked by JsonValue (errors name the file and key).
+static std::optional<io::JsonValue> first_present(const Config& c, std::initializer_list<const char*> keys) {
   for (const char* k : keys)
-    if (j.contains(k) && !j[k].is_null()) return k;
-  return names(keys);
+    if (const json* v = config_find(c, {k})) return io::JsonValue(*v, c.source(), ErrorKind::Config, k);
+  return std::nullopt;
 }
 
-template <typename T>
-static T typed(const json& value, const Config& c, std::initializer_list<const char*> keys, const char* what) {
-  try {
-    if constexpr (std::is_same_v<T, int64_t>) {
-      if (value.is_number_float()) {  // 4096.0 is accepted as 4096
-        double d = value.get<double>();
-        if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::floor(d)) throw std::runtime_error("not an integer");
-        return static_cast<int64_t>(d);
-      }
-      if (!value.is_number_integer()) throw std::runtime_error("");
-      if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-        throw std::runtime_error("too large");
-    } else if constexpr (std::is_same_v<T, double>) {
-      if (!value.is_number()) throw std::runtime_error("");
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (!value.is_boolean()) throw std::runtime_error("");
-    } else {
-      if (!value.is_string()) throw std::runtime_error("");
-    }
-    return value.get<T>();
-  } catch (const std::exception&) {
-    throw Error(ErrorKind::Config, c.source(),
-                "'" + first_present_name(ConfigAccess::json(c), keys) + "' should be " + what + ", got " + value.dump());
-  }
+static io::JsonValue required(const Config& c, std::initializer_list<const char*> keys, const char* what) {
+  if (auto v = first_present(c, keys)) return *v;
+  throw Error(ErrorKind::Config, c.source(), "missing " + names(keys) + " (" + what + ")");
 }
 
-template <typename T>
-static T required(const Config& c, std::initializer_list<const char*> keys, const char* what) {
-  const json* v = config_find(c, keys);
-  if (!v) throw Error(ErrorKind::Config, c.source(), "missing " + names(keys) + " (" + what + ")");
-  return typed<T>(*v, c, keys, what);
+int64_t Config::integer(std::initializer_list<const char*> keys) const { return required(*this, keys, "an integer").integer(); }
+double Config::number(std::initializer_list<const char*> keys) const { return required(*this, keys, "a number").number(); }
+std::string Config::string(std::initializer_list<const char*> keys) const { return required(*this, keys, "a string").string(); }
+
+int64_t Config::integer_or(std::initializer_list<const char*> keys, int64_t fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->integer() : fallback;
+}
+double Config::number_or(std::initializer_list<const char*> keys, double fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->number() : fallback;
+}
+bool Config::boolean_or(std::initializer_list<const char*> keys, bool fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->boolean() : fallback;
+}
+std::string Config::string_or(std::initializer_list<const char*> keys, const std::string& fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->string() : fallback;
+}
+std::vector<int64_t> Config::integers_or(std::initializer_list<const char*> keys, std::vector<int64_t> fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->integers() : fallback;
+}
+std::vector<std::string> Config::strings_or(std::initializer_list<const char*> keys, std::vector<std::string> fallback) const {
+  auto v = first_present(*this, keys);
+  return v ? v->strings() : fallback;
 }
 
-template <typename T>
-static T optional_value(const Config& c, std::initializer_list<const char*> keys, T fallback, const char* what) {
-  const json* v = config_find(c, keys);
-  return v ? typed<T>(*v, c, keys, what) : fallback;
+std::vector<int64_t> Config::token_ids(const char* key) const {
+  const auto v = first_present(*this, {key});
+  if (!v) return {};
+  return v->is_array() ? v->integers() : std::vector<int64_t>{v->integer()};
 }
 
-int64_t Config::integer(std::initializer_list<const char*> keys) const { return required<int64_t>(*this, keys, "an integer"); }
-double Config::number(std::initializer_list<const char*> keys) const { return required<double>(*this, keys, "a number"); }
-std::string Config::string(std::initializer_list<const char*> keys) const { return required<std::string>(*this, keys, "a string"); }
-int64_t Config::integer_or(std::initializer_list<const char*> keys, int64_t f) const { return optional_value<int64_t>(*this, keys, f, "an integer"); }
-double Config::number_or(std::initializer_list<const char*> keys, double f) const { return optional_value<double>(*this, keys, f, "a number"); }
-bool Config::boolean_or(std::initializer_list<const char*> keys, bool f) const { return optional_value<bool>(*this, keys, f, "true or false"); }
-std::string Config::string_or(std::initializer_list<const char*> keys, const std::string& f) const { return optional_value<std::string>(*this, keys, f, "a string"); }
+io::JsonValue config_root(const Config& c) { return io::JsonValue(ConfigAccess::json(c), c.source(), ErrorKind::Config); }
 
 }  // namespace nnterp

@@ -6,6 +6,7 @@
 
 #include "core/tensor_text.hpp"
 #include "io/json_limits.hpp"
+#include "io/json_reader.hpp"
 #include "io/jsonl.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/safetensors.hpp"
@@ -45,12 +46,14 @@ std::vector<std::string> read_prompts(std::istream& in, bool jsonl, const std::s
   std::vector<std::string> out;
   if (jsonl) {
     int64_t n = 0;
-    for (const auto& j : read_jsonl(in, where)) {
+    for (const auto& record : read_jsonl(in, where)) {
       ++n;
+      const JsonValue j(record, where + ":" + std::to_string(n));
+      const auto prompt = j.is_object() ? j.find("prompt") : std::nullopt;
       if (j.is_string()) {
-        out.push_back(j.get<std::string>());
-      } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
-        out.push_back(j["prompt"].get<std::string>());
+        out.push_back(j.string());
+      } else if (prompt && prompt->is_string()) {
+        out.push_back(prompt->string());
       } else {
         throw Error(ErrorKind::Format, where + " (record " + std::to_string(n) + ")", "is neither a string nor an object with a \"prompt\" string");
       }

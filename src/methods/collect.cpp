@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/json_limits.hpp"
+#include "io/json_reader.hpp"
 #include "methods/method_utils.hpp"
 #include "nnterp/collect.hpp"
 #include "nnterp/error.hpp"
@@ -147,8 +149,10 @@ nlohmann::json make_manifest(const StandardizedTransformer& model, const Collect
 nlohmann::json read_manifest(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw Error(ErrorKind::Io, path.string(), "cannot open");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  io::check_json_depth(io::json_text_depth(text), path.string());
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::Format, path.string(), std::string("invalid JSON: ") + e.what());
   }
@@ -227,14 +231,14 @@ CollectResult collect_token_activations(const StandardizedTransformer& model, co
   }
   write_text_atomic(manifest_path, manifest.dump(1) + "\n");
 
-  const auto& shard_list = manifest["shards"];
+  const auto& shard_list = manifest["shards"];  // json: built here (make_manifest)
   int64_t done = 0;
   for (size_t s = 0; s < shard_list.size(); ++s) {
     ShardInfo info;
     info.index = static_cast<int64_t>(s);
-    info.begin = shard_list[s]["begin"].get<int64_t>();
-    info.end = shard_list[s]["end"].get<int64_t>();
-    info.path = dir / shard_list[s]["file"].get<std::string>();
+    info.begin = shard_list[s]["begin"].get<int64_t>();           // json: built here
+    info.end = shard_list[s]["end"].get<int64_t>();               // json: built here
+    info.path = dir / shard_list[s]["file"].get<std::string>();  // json: built here
     result.shards.push_back(info.path);
     if (shard_problem(info.path, info.begin, info.end, result.layers, H, dtype).empty()) {
       info.skipped = true;
@@ -275,24 +279,25 @@ ActivationShards ActivationShards::open(const fs::path& dir) {
                 "write one with collect_token_activations (out_dir) or `nnterp collect --out-dir`");
   ActivationShards s;
   s.dir_ = dir;
-  const auto m = read_manifest(mpath);
-  s.manifest_json_ = m.dump(1);
-  try {
-    if (m.at("format") != kFormat) throw Error(ErrorKind::Format, mpath.string(), "format is not " + std::string(kFormat));
-    s.layers_ = m.at("layers").get<std::vector<int>>();
-    s.num_prompts_ = m.at("num_prompts").get<int64_t>();
-    s.hidden_ = m.at("hidden_size").get<int64_t>();
-    const auto dtype = stored_dtype_from_name(m.at("dtype").get<std::string>(), mpath.string());
-    for (const auto& sh : m.at("shards")) {
-      fs::path p = dir / sh.at("file").get<std::string>();
-      auto problem = shard_problem(p, sh.at("begin").get<int64_t>(), sh.at("end").get<int64_t>(), s.layers_, s.hidden_, dtype);
-      if (!problem.empty())
-        throw Error(ErrorKind::Format, p.string(), "shard not usable: " + problem,
-                    "the collection is incomplete: rerun the same collect command to resume it");
-      s.shards_.push_back(p);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Format, mpath.string(), std::string("malformed manifest: ") + e.what());
+  const auto json = read_manifest(mpath);
+  s.manifest_json_ = json.dump(1);
+  const io::JsonValue m(json, mpath.string());
+  if (m.at("format").string() != kFormat) throw Error(ErrorKind::Format, mpath.string(), "format is not " + std::string(kFormat));
+  for (const auto& layer : m.at("layers").elements()) {
+    const int64_t l = layer.integer();
+    if (l < 0 || l > INT32_MAX) layer.fail("a layer index");
+    s.layers_.push_back(static_cast<int>(l));
+  }
+  s.num_prompts_ = m.at("num_prompts").integer();
+  s.hidden_ = m.at("hidden_size").integer();
+  const auto dtype = stored_dtype_from_name(m.at("dtype").string(), mpath.string());
+  for (const auto& sh : m.at("shards").elements()) {
+    fs::path p = dir / sh.at("file").string();
+    auto problem = shard_problem(p, sh.at("begin").integer(), sh.at("end").integer(), s.layers_, s.hidden_, dtype);
+    if (!problem.empty())
+      throw Error(ErrorKind::Format, p.string(), "shard not usable: " + problem,
+                  "the collection is incomplete: rerun the same collect command to resume it");
+    s.shards_.push_back(p);
   }
   return s;
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/tensor_text.hpp"
+#include "io/json_reader.hpp"
 #include "io/jsonl.hpp"
 #include "methods/method_utils.hpp"
 #include "nnterp/error.hpp"
@@ -173,24 +174,25 @@ std::map<std::string, torch::Tensor> run_prompts(const StandardizedTransformer& 
 namespace {
 
 // One JSONL record → a Prompt. Target values: a word, a list of words and/or token ids.
-Prompt prompt_from_record(const nlohmann::json& j, const std::string& where, const Tokenizer* tokenizer, bool prompt_optional) {
-  if (!j.is_object() || !j.contains("targets") || !j["targets"].is_object() || j["targets"].empty())
+Prompt prompt_from_record(const io::JsonValue& j, const std::string& where, const Tokenizer* tokenizer, bool prompt_optional) {
+  const auto targets = j.is_object() ? j.find("targets") : std::nullopt;
+  if (!targets || !targets->is_object() || targets->size() == 0)
     throw Error(ErrorKind::Format, where, "expected {\"prompt\": \"...\", \"targets\": {\"category\": [\"word\", ...]}}",
                 "target values are words (strings) or token ids (integers)");
   Prompt p;
-  if (j.contains("prompt")) {
-    if (!j["prompt"].is_string()) throw Error(ErrorKind::Format, where, "\"prompt\" is not a string");
-    p.prompt = j["prompt"].get<std::string>();
+  if (const auto prompt = j.find("prompt")) {
+    if (!prompt->is_string()) throw Error(ErrorKind::Format, where, "\"prompt\" is not a string");
+    p.prompt = prompt->string();
   } else if (!prompt_optional) {
     throw Error(ErrorKind::Format, where, "has no \"prompt\"", "give prompts in the file, or token ids with --inputs");
   }
-  for (const auto& [category, value] : j["targets"].items()) {
-    auto list = value.is_array() ? value : nlohmann::json::array({value});
+  for (const auto& [category, value] : targets->items()) {
+    const auto list = value.is_array() ? value.elements() : std::vector<io::JsonValue>{value};
     std::vector<std::string> words;
     std::vector<int64_t> ids;
     for (const auto& v : list) {
-      if (v.is_string()) words.push_back(v.get<std::string>());
-      else if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
+      if (v.is_string()) words.push_back(v.string());
+      else if (v.is_integer()) ids.push_back(v.integer());
       else throw Error(ErrorKind::Format, where + " (target '" + category + "')", "values must be words (strings) or token ids (integers)");
     }
     if (!words.empty()) {
@@ -216,7 +218,8 @@ std::vector<Prompt> read_target_prompts(const std::string& path, const Tokenizer
   std::vector<Prompt> out;
   const auto records = io::read_jsonl(path);
   for (size_t i = 0; i < records.size(); ++i)
-    out.push_back(prompt_from_record(records[i], path + ":" + std::to_string(i + 1), tokenizer, prompt_optional));
+    out.push_back(prompt_from_record(io::JsonValue(records[i], path + ":" + std::to_string(i + 1)),
+                                     path + ":" + std::to_string(i + 1), tokenizer, prompt_optional));
   return out;
 }
 
@@ -226,7 +229,7 @@ namespace {
 
 std::string csv_text(const nlohmann::json& cell) {
   if (cell.is_null()) return "";
-  if (cell.is_string()) return cell.get<std::string>();
+  if (cell.is_string()) return cell.get<std::string>();  // json: built here (cell_json)
   if (cell.is_array()) {
     std::string s;
     for (const auto& e : cell) s += (s.empty() ? "" : " ") + csv_text(e);

@@ -62,7 +62,7 @@ static void check_config_sizes(const Config& c) {
     if (!c.has(key)) continue;
     const double v = c.number({key});
     if (!(v >= 0.0 && v <= 1.0))
-      throw Error(ErrorKind::Config, c.source(), "'" + std::string(key) + "' is " + ConfigAccess::json(c).at(key).dump() +
+      throw Error(ErrorKind::Config, c.source(), "'" + std::string(key) + "' is " + config_root(c).at(key).raw().dump() +
                                                      ", expected a fraction of the head dimension in [0, 1]");
   }
 }
@@ -156,14 +156,15 @@ Activation activation_from_name(const std::string& name, const std::string& sour
 
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t n, std::function<bool(int64_t)> fallback) {
   std::vector<bool> sliding(static_cast<size_t>(n));
-  if (const auto* types = config_find(c, {"layer_types"})) {
-    if (!types->is_array() || types->size() != static_cast<size_t>(n))
+  if (c.has("layer_types")) {
+    const auto types = c.strings_or({"layer_types"}, {});
+    if (types.size() != static_cast<size_t>(n))
       throw Error(ErrorKind::Config, c.source(), "'layer_types' should list one type per layer (" + std::to_string(n) + ")");
     for (int64_t i = 0; i < n; ++i) {
-      const auto& t = (*types)[static_cast<size_t>(i)];
+      const auto& t = types[static_cast<size_t>(i)];
       if (t == "sliding_attention") sliding[i] = true;
       else if (t == "full_attention") sliding[i] = false;
-      else throw Error(ErrorKind::Unsupported, c.source(), "layer type " + t.dump() + " is not supported",
+      else throw Error(ErrorKind::Unsupported, c.source(), "layer type \"" + t + "\" is not supported",
                        "supported layer types: sliding_attention, full_attention");
     }
     return sliding;

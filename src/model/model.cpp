@@ -66,10 +66,11 @@ LanguageModel::LanguageModel(const std::string& name, const LoadOptions& options
   if (std::filesystem::exists(impl_->path / "generation_config.json"))
     impl_->generation_config = Config::load(impl_->path / "generation_config.json");
   if (spec_of(*this).positions != model::PositionKind::Learned) {
+    const auto root = config_root(impl_->config);
     for (const char* key : kSoftPositionKeys) {
-      const auto* v = config_find(impl_->config, {key});
-      if (v && v->is_number_integer() && v->get<int64_t>() > 0) {
-        impl_->soft_position_limit = v->get<int64_t>();
+      const auto v = root.find(key);
+      if (v && v->is_integer() && v->integer() > 0) {
+        impl_->soft_position_limit = v->integer();
         impl_->soft_position_key = key;
         break;
       }
@@ -77,6 +78,9 @@ LanguageModel::LanguageModel(const std::string& name, const LoadOptions& options
   }
   if (options.load_tokenizer && has_tokenizer_files(impl_->path))
     impl_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(impl_->path));
+  // Read the token id settings now, so that a malformed one fails at load, naming its file.
+  eos_token_ids();
+  pad_token_id();
   if (options.validate) {
     auto report = validate_model(*this);
     if (!report.passed())
@@ -99,17 +103,13 @@ int64_t LanguageModel::num_kv_heads() const { return spec_of(*this).attn.num_kv_
 int64_t LanguageModel::head_dim() const { return spec_of(*this).attn.head_dim; }
 int64_t LanguageModel::hidden_size() const { return spec_of(*this).hidden; }
 int64_t LanguageModel::vocab_size() const { return spec_of(*this).vocab; }
-// A token id setting: an integer or a list of integers, first from generation_config.json, then config.json.
+// A token id setting: an integer or a list of integers, first from generation_config.json, then
+// config.json. Anything else is an error naming the file and key (a silently ignored EOS id would
+// make generation run past the end of every answer).
 static std::vector<int64_t> token_ids_setting(const std::optional<Config>& generation, const Config& config, const char* key) {
   for (const Config* c : {generation ? &*generation : nullptr, &config}) {
     if (!c) continue;
-    const auto* value = config_find(*c, {key});
-    if (!value) continue;
-    std::vector<int64_t> out;
-    if (value->is_number_integer()) out.push_back(value->get<int64_t>());
-    else if (value->is_array())
-      for (const auto& v : *value)
-        if (v.is_number_integer()) out.push_back(v.get<int64_t>());
+    auto out = c->token_ids(key);
     if (!out.empty()) return out;
   }
   return {};

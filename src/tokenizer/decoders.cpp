@@ -1,6 +1,5 @@
 // Decoders of tokenizer.json.
-#include <nlohmann/json.hpp>
-
+#include "io/json_reader.hpp"
 #include "tokenizer/tok_components.hpp"
 #include "tokenizer/tok_pattern.hpp"
 
@@ -279,54 +278,40 @@ class SequenceDecoder final : public TokDecoder {
   std::vector<std::unique_ptr<TokDecoder>> items_;
 };
 
-uint32_t tok_decoder_char(const nlohmann::json& j, const char* key, const std::string& subject) {
-  const std::string s = j.at(key).get<std::string>();
-  if (s.empty() || utf8_valid_prefix(s) != s.size()) {
-    throw Error(ErrorKind::Format, subject, std::string("'") + key + "' must be one character");
-  }
-  int len;
-  const uint32_t cp = utf8_decode_at(s.data(), &len);
-  if (static_cast<size_t>(len) != s.size()) {
-    throw Error(ErrorKind::Format, subject, std::string("'") + key + "' must be one character");
-  }
-  return cp;
-}
-
 }  // namespace
 
-std::unique_ptr<TokDecoder> make_decoder(const nlohmann::json& j, const std::string& subject) {
+std::unique_ptr<TokDecoder> make_decoder(const io::JsonValue& j) {
   if (j.is_null()) return nullptr;
+  const std::string subject = tok_subject(j);
   const TokDepthGuard depth(subject);
-  const std::string type = tok_component_type(j, subject);
+  const std::string type = tok_component_type(j);
   const std::string sub = subject + " (" + type + ")";
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "Metaspace") {
-    return std::make_unique<MetaspaceDecoder>(tok_metaspace_replacement(j, sub), tok_metaspace_scheme(j, sub) != 2);
+    return std::make_unique<MetaspaceDecoder>(tok_metaspace_replacement(j), tok_metaspace_scheme(j, sub) != 2);
   }
   if (type == "Replace") {
-    return std::make_unique<ReplaceDecoder>(tok_pattern_from_json(j.at("pattern"), sub), j.at("content").get<std::string>());
+    return std::make_unique<ReplaceDecoder>(tok_pattern_from_json(j.at("pattern"), sub), j.at("content").string());
   }
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Strip") {
-    return std::make_unique<StripDecoder>(tok_decoder_char(j, "content", sub), tok_json_count(j, "start", 0, 0, SIZE_MAX, sub),
+    return std::make_unique<StripDecoder>(tok_single_char(j.at("content")),
+                                          tok_json_count(j, "start", 0, 0, SIZE_MAX, sub),
                                           tok_json_count(j, "stop", 0, 0, SIZE_MAX, sub));
   }
   if (type == "WordPiece") {
-    return std::make_unique<WordPieceDecoder>(j.value("prefix", std::string("##")), j.value("cleanup", true));
+    return std::make_unique<WordPieceDecoder>(j.string_or("prefix", "##"), j.boolean_or("cleanup", true));
   }
-  if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(j.value("suffix", std::string("</w>")));
+  if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(j.string_or("suffix", "</w>"));
   if (type == "CTC") {
-    return std::make_unique<CtcDecoder>(j.value("pad_token", std::string("<pad>")),
-                                        j.value("word_delimiter_token", std::string("|")), j.value("cleanup", true));
+    return std::make_unique<CtcDecoder>(j.string_or("pad_token", "<pad>"), j.string_or("word_delimiter_token", "|"),
+                                        j.boolean_or("cleanup", true));
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<TokDecoder>> items;
-    const auto& arr = j.at("decoders");
-    if (!arr.is_array()) throw Error(ErrorKind::Format, sub, "'decoders' must be an array");
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto d = make_decoder(arr[i], subject + ".decoders[" + std::to_string(i) + "]");
-      if (d) items.push_back(std::move(d));
+    for (const auto& item : j.at("decoders").elements()) {
+      if (auto d = make_decoder(item)) items.push_back(std::move(d));
     }
     return std::make_unique<SequenceDecoder>(std::move(items));
   }

@@ -4,13 +4,12 @@
 // first among equal ranks), so a word of n symbols costs O(n log n): Gemma and Mistral
 // tokenizers have no pre-tokenizer and hand whole text segments to the model. Words shorter
 // than 256 bytes are cached.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <mutex>
 #include <optional>
 
+#include "io/json_reader.hpp"
 #include "tokenizer/tok_components.hpp"
 
 namespace nnterp::tok {
@@ -80,25 +79,20 @@ class BpeWordCache {
 
 class BpeModel final : public TokModel {
  public:
-  BpeModel(const nlohmann::json& j, const std::string& subject);
+  BpeModel(const io::JsonValue& j, const std::string& subject);
 
   void tokenize(std::string_view word, std::vector<uint32_t>& ids,
                 std::vector<std::string>* tokens) const override;
-  int64_t token_to_id(std::string_view token) const override { return vocab_.find(token); }
-  bool id_to_token(uint32_t id, std::string* out) const override {
-    if (id >= vocab_r_.size() || !present_[id]) return false;
-    *out = vocab_r_[id];
-    return true;
-  }
-  size_t vocab_size() const override { return vocab_.size(); }
+  int64_t token_to_id(std::string_view token) const override { return vocab_.map.find(token); }
+  bool id_to_token(uint32_t id, std::string* out) const override { return vocab_.id_to_token(id, out); }
+  size_t vocab_size() const override { return vocab_.map.size(); }
 
  private:
+  void load_merges(const io::JsonValue& merges);
   void merge_word(std::string_view word, std::vector<uint32_t>& out) const;
   uint32_t unk_id() const;
 
-  StrIdMap vocab_;
-  std::vector<std::string> vocab_r_;
-  std::vector<bool> present_;
+  TokPlainVocab vocab_;
   PairMap merges_;
   std::optional<std::string> unk_token_;
   std::string prefix_, suffix_;  // continuing_subword_prefix / end_of_word_suffix ("" = none)
@@ -109,74 +103,35 @@ class BpeModel final : public TokModel {
   BpeWordCache cache_;
 };
 
-std::optional<std::string> tok_opt_string(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  return it->get<std::string>();
+// Merge `m` as its two tokens; false for the "#version" line of old merges files.
+bool tok_merge_pair(const io::JsonValue& m, uint32_t rank, const std::string& subject, std::string& a, std::string& b) {
+  if (m.is_array() && m.size() == 2) {  // ["a", "b"]
+    size_t k = 0;
+    m.for_each_element([&](const io::JsonValue& token) { (k++ == 0 ? a : b) = token.string(); });
+    return true;
+  }
+  if (!m.is_string()) m.fail("\"a b\" or [\"a\", \"b\"]");
+  const std::string line = m.string();
+  if (line.rfind("#version", 0) == 0) return false;
+  const size_t sp = line.find(' ');
+  if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos) {
+    throw Error(ErrorKind::Format, subject, "merge " + std::to_string(rank + 1) + " ('" + line +
+                                                "') is not two tokens separated by one space");
+  }
+  a = line.substr(0, sp);
+  b = line.substr(sp + 1);
+  return true;
 }
 
-BpeModel::BpeModel(const nlohmann::json& j, const std::string& subject) : subject_(subject) {
-  const auto& vocab = j.at("vocab");
-  if (!vocab.is_object()) throw Error(ErrorKind::Format, subject, "BPE 'vocab' must be an object");
-  vocab_.reserve(vocab.size());
-  uint32_t max_id = 0;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const auto id = tok_checked_id(it.value(), subject);
-    vocab_.insert(it.key(), id);
-    max_id = std::max(max_id, id);
-  }
-  vocab_r_.resize(vocab.empty() ? 0 : size_t{max_id} + 1);
-  present_.assign(vocab_r_.size(), false);
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const auto id = static_cast<uint32_t>(it.value().get<int64_t>());
-    vocab_r_[id] = it.key();
-    present_[id] = true;
-  }
-
-  unk_token_ = tok_opt_string(j, "unk_token");
-  prefix_ = tok_opt_string(j, "continuing_subword_prefix").value_or("");
-  suffix_ = tok_opt_string(j, "end_of_word_suffix").value_or("");
-  fuse_unk_ = j.value("fuse_unk", false);
-  byte_fallback_ = j.value("byte_fallback", false);
-  ignore_merges_ = j.value("ignore_merges", false);
-
-  const auto& merges = j.at("merges");
-  if (!merges.is_array()) throw Error(ErrorKind::Format, subject, "BPE 'merges' must be an array");
-  merges_.reserve(merges.size());
-  std::string buffer;
-  uint32_t rank = 0;
-  for (const auto& m : merges) {
-    std::string a, b;
-    if (m.is_string()) {
-      const auto& line = m.get_ref<const std::string&>();
-      if (line.rfind("#version", 0) == 0) continue;
-      const size_t sp = line.find(' ');
-      if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos) {
-        throw Error(ErrorKind::Format, subject, "merge " + std::to_string(rank + 1) + " ('" + line +
-                                                    "') is not two tokens separated by one space");
-      }
-      a = line.substr(0, sp);
-      b = line.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      throw Error(ErrorKind::Format, subject, "merge " + std::to_string(rank + 1) + " must be \"a b\" or [\"a\", \"b\"]");
-    }
-    const int64_t a_id = vocab_.find(a), b_id = vocab_.find(b);
-    if (a_id < 0 || b_id < 0) {
-      throw Error(ErrorKind::Format, subject, "merge token '" + (a_id < 0 ? a : b) + "' is not in the vocabulary");
-    }
-    if (b.size() < prefix_.size()) {
-      throw Error(ErrorKind::Format, subject, "merge token '" + b + "' is shorter than the subword prefix");
-    }
-    buffer.assign(a);
-    buffer.append(b, prefix_.size(), std::string::npos);
-    const int64_t new_id = vocab_.find(buffer);
-    if (new_id < 0) throw Error(ErrorKind::Format, subject, "merged token '" + buffer + "' is not in the vocabulary");
-    merges_.insert(static_cast<uint32_t>(a_id), static_cast<uint32_t>(b_id), rank, static_cast<uint32_t>(new_id));
-    ++rank;
-  }
+BpeModel::BpeModel(const io::JsonValue& j, const std::string& subject) : subject_(subject) {
+  vocab_.load(j.at("vocab"), subject);
+  if (const auto unk = j.find("unk_token")) unk_token_ = unk->string();
+  prefix_ = j.string_or("continuing_subword_prefix", "");
+  suffix_ = j.string_or("end_of_word_suffix", "");
+  fuse_unk_ = j.boolean_or("fuse_unk", false);
+  byte_fallback_ = j.boolean_or("byte_fallback", false);
+  ignore_merges_ = j.boolean_or("ignore_merges", false);
+  load_merges(j.at("merges"));
 
   if (prefix_.empty() && suffix_.empty()) {
     char_ids_.assign(0x10000, -1);
@@ -185,20 +140,43 @@ BpeModel::BpeModel(const nlohmann::json& j, const std::string& subject) : subjec
       if (cp >= 0xD800 && cp <= 0xDFFF) continue;
       s.clear();
       utf8_append(s, cp);
-      const int64_t id = vocab_.find(s);
+      const int64_t id = vocab_.map.find(s);
       if (id >= 0) char_ids_[cp] = static_cast<int32_t>(id);
     }
   }
   for (int b = 0; b < 256; ++b) {
     char name[7];
     tok_byte_token(static_cast<unsigned char>(b), name);
-    const int64_t id = vocab_.find(std::string_view(name, 6));
+    const int64_t id = vocab_.map.find(std::string_view(name, 6));
     byte_ids_[static_cast<size_t>(b)] = static_cast<int32_t>(id);
   }
 }
 
+void BpeModel::load_merges(const io::JsonValue& merges) {
+  if (!merges.is_array()) merges.fail("an array");
+  merges_.reserve(merges.size());
+  std::string a, b, buffer;
+  uint32_t rank = 0;
+  merges.for_each_element([&](const io::JsonValue& m) {
+    if (!tok_merge_pair(m, rank, subject_, a, b)) return;
+    const int64_t a_id = vocab_.map.find(a), b_id = vocab_.map.find(b);
+    if (a_id < 0 || b_id < 0) {
+      throw Error(ErrorKind::Format, subject_, "merge token '" + (a_id < 0 ? a : b) + "' is not in the vocabulary");
+    }
+    if (b.size() < prefix_.size()) {
+      throw Error(ErrorKind::Format, subject_, "merge token '" + b + "' is shorter than the subword prefix");
+    }
+    buffer.assign(a);
+    buffer.append(b, prefix_.size(), std::string::npos);
+    const int64_t new_id = vocab_.map.find(buffer);
+    if (new_id < 0) throw Error(ErrorKind::Format, subject_, "merged token '" + buffer + "' is not in the vocabulary");
+    merges_.insert(static_cast<uint32_t>(a_id), static_cast<uint32_t>(b_id), rank, static_cast<uint32_t>(new_id));
+    ++rank;
+  });
+}
+
 uint32_t BpeModel::unk_id() const {
-  const int64_t id = vocab_.find(*unk_token_);
+  const int64_t id = vocab_.map.find(*unk_token_);
   if (id < 0) {
     throw Error(ErrorKind::Tokenizer, subject_, "the unk token '" + *unk_token_ + "' is not in the vocabulary");
   }
@@ -231,14 +209,14 @@ void BpeModel::merge_word(std::string_view w, std::vector<uint32_t>& out) const 
     std::string_view s;
     if (!char_ids_.empty()) {
       s = w.substr(i, static_cast<size_t>(len));
-      id = cp < 0x10000 ? char_ids_[cp] : vocab_.find(s);
+      id = cp < 0x10000 ? char_ids_[cp] : vocab_.map.find(s);
     } else {
       piece.clear();
       if (!is_first) piece += prefix_;
       piece.append(w.data() + i, static_cast<size_t>(len));
       if (is_last) piece += suffix_;
       s = piece;
-      id = vocab_.find(s);
+      id = vocab_.map.find(s);
     }
     const auto byte_len = static_cast<uint32_t>(len);
     if (id >= 0) {
@@ -326,7 +304,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<uint32_t>& ids,
   const size_t first = ids.size();
   bool done = false;
   if (ignore_merges_) {
-    const int64_t id = vocab_.find(word);
+    const int64_t id = vocab_.map.find(word);
     if (id >= 0) {
       ids.push_back(static_cast<uint32_t>(id));
       done = true;
@@ -344,13 +322,13 @@ void BpeModel::tokenize(std::string_view word, std::vector<uint32_t>& ids,
     }
   }
   if (tokens) {
-    for (size_t k = first; k < ids.size(); ++k) tokens->push_back(vocab_r_[ids[k]]);
+    for (size_t k = first; k < ids.size(); ++k) tokens->push_back(vocab_.r[ids[k]]);
   }
 }
 
 }  // namespace
 
-std::unique_ptr<TokModel> tok_make_bpe(const nlohmann::json& j, const std::string& subject) {
+std::unique_ptr<TokModel> tok_make_bpe(const io::JsonValue& j, const std::string& subject) {
   return std::make_unique<BpeModel>(j, subject);
 }
 

@@ -1,17 +1,31 @@
 // Unigram (SentencePiece) model: Viterbi over the vocabulary's pieces; WordLevel and WordPiece;
 // and the model factory.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
 
+#include "io/json_reader.hpp"
 #include "tokenizer/tok_components.hpp"
 
 namespace nnterp::tok {
 
-std::unique_ptr<TokModel> tok_make_bpe(const nlohmann::json& j, const std::string& subject);
+std::unique_ptr<TokModel> tok_make_bpe(const io::JsonValue& j, const std::string& subject);
+
+void TokPlainVocab::load(const io::JsonValue& vocab, const std::string& subject) {
+  if (!vocab.is_object()) vocab.fail("an object");
+  map.reserve(vocab.size());
+  vocab.for_each_item([&](const std::string& token, const io::JsonValue& value) {
+    const uint32_t id = tok_checked_id(value, subject);
+    map.insert(token, id);
+    if (id >= r.size()) {
+      r.resize(size_t{id} + 1);
+      present.resize(size_t{id} + 1, false);
+    }
+    r[id] = token;
+    present[id] = true;
+  });
+}
 
 namespace {
 
@@ -69,34 +83,38 @@ class UnigramTrie {
   std::vector<Node> nodes_;
 };
 
+// A Unigram vocabulary entry: [piece, score].
+std::pair<std::string, double> tok_unigram_entry(const io::JsonValue& e) {
+  if (!e.is_array() || e.size() != 2) e.fail("[piece, score]");
+  const auto pair = e.elements();
+  std::string piece = pair[0].string();
+  return {std::move(piece), pair[1].number()};
+}
+
 class UnigramModel final : public TokModel {
  public:
-  UnigramModel(const nlohmann::json& j, const std::string& subject) : subject_(subject) {
-    const auto& vocab = j.at("vocab");
-    if (!vocab.is_array()) throw Error(ErrorKind::Format, subject, "Unigram 'vocab' must be an array");
+  UnigramModel(const io::JsonValue& j, const std::string& subject) : subject_(subject) {
+    const auto vocab = j.at("vocab");
+    if (!vocab.is_array()) vocab.fail("an array");
     vocab_.reserve(vocab.size());
     token_to_ids_.reserve(vocab.size());
     min_score_ = std::numeric_limits<double>::infinity();
-    for (size_t id = 0; id < vocab.size(); ++id) {
-      const auto& e = vocab[id];
-      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number()) {
-        throw Error(ErrorKind::Format, subject, "Unigram vocab entries must be [piece, score]");
-      }
-      vocab_.emplace_back(e[0].get<std::string>(), e[1].get<double>());
-      token_to_ids_.insert(vocab_.back().first, static_cast<uint32_t>(id));
+    vocab.for_each_element([this](const io::JsonValue& entry) {
+      vocab_.push_back(tok_unigram_entry(entry));
+      token_to_ids_.insert(vocab_.back().first, static_cast<uint32_t>(vocab_.size() - 1));
       if (vocab_.back().second < min_score_) min_score_ = vocab_.back().second;
-    }
+    });
     for (const auto& [piece, score] : vocab_) {
       trie_.insert(piece, static_cast<uint32_t>(token_to_ids_.find(piece)));
     }
     trie_.finalize();
-    if (j.contains("unk_id") && !j.at("unk_id").is_null()) {
-      const size_t unk = tok_checked_id(j.at("unk_id"), subject);
+    if (const auto unk_id = j.find("unk_id")) {
+      const size_t unk = tok_checked_id(*unk_id, subject);
       if (vocab_.empty()) throw Error(ErrorKind::Format, subject, "the vocabulary is empty but an unk_id is set");
       if (unk >= vocab_.size()) throw Error(ErrorKind::Format, subject, "unk_id is larger than the vocabulary");
       unk_id_ = unk;
     }
-    byte_fallback_ = j.value("byte_fallback", false);
+    byte_fallback_ = j.boolean_or("byte_fallback", false);
   }
 
   void tokenize(std::string_view word, std::vector<uint32_t>& ids,
@@ -221,40 +239,11 @@ class UnigramModel final : public TokModel {
   std::string subject_;
 };
 
-// Shared by WordLevel and WordPiece: a {token: id} vocabulary.
-struct TokPlainVocab {
-  StrIdMap map;
-  std::vector<std::string> r;
-  std::vector<bool> present;
-  void load(const nlohmann::json& vocab, const std::string& subject) {
-    if (!vocab.is_object()) throw Error(ErrorKind::Format, subject, "'vocab' must be an object");
-    map.reserve(vocab.size());
-    uint32_t max_id = 0;
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      const auto id = tok_checked_id(it.value(), subject);
-      map.insert(it.key(), id);
-      max_id = std::max(max_id, id);
-    }
-    r.resize(vocab.empty() ? 0 : size_t{max_id} + 1);
-    present.assign(r.size(), false);
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      const auto id = static_cast<uint32_t>(it.value().get<int64_t>());
-      r[id] = it.key();
-      present[id] = true;
-    }
-  }
-  bool id_to_token(uint32_t id, std::string* out) const {
-    if (id >= r.size() || !present[id]) return false;
-    *out = r[id];
-    return true;
-  }
-};
-
 class WordLevelModel final : public TokModel {
  public:
-  WordLevelModel(const nlohmann::json& j, const std::string& subject) : subject_(subject) {
+  WordLevelModel(const io::JsonValue& j, const std::string& subject) : subject_(subject) {
     vocab_.load(j.at("vocab"), subject);
-    unk_ = j.value("unk_token", std::string("<unk>"));
+    unk_ = j.string_or("unk_token", "<unk>");
   }
   void tokenize(std::string_view word, std::vector<uint32_t>& ids, std::vector<std::string>* tokens) const override {
     int64_t id = vocab_.map.find(word);
@@ -277,10 +266,10 @@ class WordLevelModel final : public TokModel {
 
 class WordPieceModel final : public TokModel {
  public:
-  WordPieceModel(const nlohmann::json& j, const std::string& subject) : subject_(subject) {
+  WordPieceModel(const io::JsonValue& j, const std::string& subject) : subject_(subject) {
     vocab_.load(j.at("vocab"), subject);
-    unk_ = j.value("unk_token", std::string("[UNK]"));
-    prefix_ = j.value("continuing_subword_prefix", std::string("##"));
+    unk_ = j.string_or("unk_token", "[UNK]");
+    prefix_ = j.string_or("continuing_subword_prefix", "##");
     max_chars_ = tok_json_count(j, "max_input_chars_per_word", 100, 0, SIZE_MAX, subject);
   }
   void tokenize(std::string_view word, std::vector<uint32_t>& ids, std::vector<std::string>* tokens) const override {
@@ -332,14 +321,15 @@ class WordPieceModel final : public TokModel {
 
 }  // namespace
 
-std::unique_ptr<TokModel> make_model(const nlohmann::json& j, const std::string& subject) {
-  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "'model' must be a JSON object");
+std::unique_ptr<TokModel> make_model(const io::JsonValue& j) {
+  const std::string subject = tok_subject(j);
+  if (!j.is_object()) j.fail("an object");
   std::string type;
   if (j.contains("type")) {
-    type = tok_component_type(j, subject);
+    type = tok_component_type(j);
   } else if (j.contains("merges")) {  // files written before the "type" tag existed
     type = "BPE";
-  } else if (j.contains("vocab") && j.at("vocab").is_array()) {
+  } else if (const auto vocab = j.find("vocab"); vocab && vocab->is_array()) {
     type = "Unigram";
   } else if (j.contains("continuing_subword_prefix") || j.contains("max_input_chars_per_word")) {
     type = "WordPiece";

@@ -1,9 +1,9 @@
-// Normalizers of tokenizer.json.
-#include <nlohmann/json.hpp>
+// Normalizers of tokenizer.json, and the helpers every component factory shares.
 #include <utf8proc.h>
 
 #include <cstdlib>
 
+#include "io/json_reader.hpp"
 #include "tokenizer/precompiled.hpp"
 #include "tokenizer/tok_components.hpp"
 #include "tokenizer/tok_pattern.hpp"
@@ -256,20 +256,19 @@ class SequenceNormalizer final : public TokNormalizer {
   std::vector<std::unique_ptr<TokNormalizer>> items_;
 };
 
-TextPattern tok_parse_pattern(const nlohmann::json& j, const std::string& subject) {
-  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "'pattern' must be an object");
-  if (j.contains("String")) return TextPattern::literal(j.at("String").get<std::string>(), subject);
-  if (j.contains("Regex")) return TextPattern::regex(j.at("Regex").get<std::string>(), subject);
-  throw Error(ErrorKind::Format, subject, "'pattern' must have a 'String' or 'Regex' key");
-}
-
 }  // namespace
 
-std::string tok_component_type(const nlohmann::json& j, const std::string& subject) {
-  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "expected a JSON object");
-  auto it = j.find("type");
-  if (it == j.end() || !it->is_string()) throw Error(ErrorKind::Format, subject, "missing string field 'type'");
-  return it->get<std::string>();
+std::string tok_subject(const io::JsonValue& j) { return j.path().empty() ? j.source() : j.source() + ": " + j.path(); }
+
+std::string tok_component_type(const io::JsonValue& j) { return j.at("type").string(); }
+
+uint32_t tok_single_char(const io::JsonValue& v) {
+  const std::string s = v.string();
+  if (s.empty() || utf8_valid_prefix(s) != s.size()) v.fail("one character");
+  int len;
+  const uint32_t cp = utf8_decode_at(s.data(), &len);
+  if (static_cast<size_t>(len) != s.size()) v.fail("one character");
+  return cp;
 }
 
 namespace {
@@ -285,33 +284,30 @@ TokDepthGuard::TokDepthGuard(const std::string& subject) {
 
 TokDepthGuard::~TokDepthGuard() { --tok_component_depth; }
 
-uint32_t tok_checked_id(int64_t id, const std::string& subject) {
-  if (id < 0 || id >= (int64_t{1} << 28)) {
-    throw Error(ErrorKind::Format, subject, "token id " + std::to_string(id) + " is out of range");
-  }
-  return static_cast<uint32_t>(id);
+uint32_t tok_checked_id(const io::JsonValue& id, const std::string& subject) {
+  if (!id.is_number()) id.fail("an integer in [0, 2^28)");
+  // Whole floats (2.0) are refused too: the Rust library reads ids as u32.
+  const bool integral = id.raw().is_number_integer() && id.is_integer();
+  if (integral && id.integer() >= 0 && id.integer() < (int64_t{1} << 28)) return static_cast<uint32_t>(id.integer());
+  throw Error(ErrorKind::Format, subject,
+              "token id " + id.raw().dump() + (integral ? " is out of range" : " is not an integer in [0, 2^28)") +
+                  " (at '" + id.path() + "')");
 }
 
-uint32_t tok_checked_id(const nlohmann::json& id, const std::string& subject) {
-  if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<uint64_t>() > uint64_t{INT64_MAX})) {
-    throw Error(ErrorKind::Format, subject, "token id " + id.dump() + " is not an integer in [0, 2^28)");
-  }
-  return tok_checked_id(id.get<int64_t>(), subject);
-}
-
-size_t tok_json_count(const nlohmann::json& j, const char* key, size_t fallback, size_t min, size_t max,
+size_t tok_json_count(const io::JsonValue& j, const char* key, size_t fallback, size_t min, size_t max,
                       const std::string& subject) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  const bool in_range = it->is_number_unsigned()  ? it->get<uint64_t>() >= min && it->get<uint64_t>() <= max
-                        : it->is_number_integer() ? it->get<int64_t>() >= 0 && static_cast<uint64_t>(it->get<int64_t>()) >= min &&
-                                                        static_cast<uint64_t>(it->get<int64_t>()) <= max
-                                                  : false;
+  const auto v = j.find(key);
+  if (!v) return fallback;
+  const std::string range = "[" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  if (!v->is_number()) v->fail("an integer in " + range);
+  // Whole floats (5.0) are refused too: the Rust library reads these settings as usize.
+  const bool in_range =
+      v->raw().is_number_integer() && v->is_uinteger() && v->uinteger() >= min && v->uinteger() <= max;
   if (!in_range) {
-    throw Error(ErrorKind::Format, subject, "'" + std::string(key) + "' is " + it->dump() + ", expected an integer in [" +
-                                                std::to_string(min) + ", " + std::to_string(max) + "]");
+    throw Error(ErrorKind::Format, subject,
+                "'" + std::string(key) + "' is " + v->raw().dump() + ", expected an integer in " + range);
   }
-  return static_cast<size_t>(it->get<uint64_t>());
+  return static_cast<size_t>(v->uinteger());
 }
 
 void tok_unknown_component(const std::string& kind, const std::string& type, const std::string& subject) {
@@ -319,10 +315,17 @@ void tok_unknown_component(const std::string& kind, const std::string& type, con
               "nnterp implements the components listed in docs/tokenizers.md");
 }
 
-std::unique_ptr<TokNormalizer> make_normalizer(const nlohmann::json& j, const std::string& subject) {
+TextPattern tok_pattern_from_json(const io::JsonValue& j, const std::string& subject) {
+  if (const auto s = j.find("String")) return TextPattern::literal(s->string(), subject);
+  if (const auto r = j.find("Regex")) return TextPattern::regex(r->string(), subject);
+  j.fail("{\"String\": ...} or {\"Regex\": ...}");
+}
+
+std::unique_ptr<TokNormalizer> make_normalizer(const io::JsonValue& j) {
   if (j.is_null()) return nullptr;
+  const std::string subject = tok_subject(j);
   const TokDepthGuard depth(subject);
-  const std::string type = tok_component_type(j, subject);
+  const std::string type = tok_component_type(j);
   const std::string sub = subject + " (" + type + ")";
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
@@ -334,47 +337,38 @@ std::unique_ptr<TokNormalizer> make_normalizer(const nlohmann::json& j, const st
   }
   if (type == "Lowercase") return std::make_unique<LowercaseNormalizer>();
   if (type == "Strip") {
-    return std::make_unique<StripNormalizer>(j.value("strip_left", true), j.value("strip_right", true));
+    return std::make_unique<StripNormalizer>(j.boolean_or("strip_left", true), j.boolean_or("strip_right", true));
   }
   if (type == "StripAccents") return std::make_unique<StripAccentsNormalizer>();
   if (type == "Nmt") return std::make_unique<NmtNormalizer>();
-  if (type == "Prepend") return std::make_unique<PrependNormalizer>(j.at("prepend").get<std::string>());
+  if (type == "Prepend") return std::make_unique<PrependNormalizer>(j.at("prepend").string());
   if (type == "Replace") {
-    return std::make_unique<ReplaceNormalizer>(tok_parse_pattern(j.at("pattern"), sub),
-                                               j.at("content").get<std::string>());
+    return std::make_unique<ReplaceNormalizer>(tok_pattern_from_json(j.at("pattern"), sub), j.at("content").string());
   }
   if (type == "Precompiled") {
-    const auto& m = j.at("precompiled_charsmap");
-    if (m.is_null()) {
-      // An empty charsmap: the identity.
+    // A null charsmap is an empty one: the identity (an absent one is an error).
+    if (j.contains("precompiled_charsmap") && !j.has("precompiled_charsmap")) {
       return std::make_unique<SequenceNormalizer>(std::vector<std::unique_ptr<TokNormalizer>>{});
     }
-    const std::string blob = tok_base64_decode(m.get<std::string>(), sub);
+    const std::string blob = tok_base64_decode(j.at("precompiled_charsmap").string(), sub);
     return std::make_unique<PrecompiledNormalizer>(PrecompiledCharsMap(blob, sub));
   }
   if (type == "BertNormalizer") {
-    const bool lowercase = j.value("lowercase", true);
-    bool strip = lowercase;
-    if (j.contains("strip_accents") && j.at("strip_accents").is_boolean()) strip = j.at("strip_accents").get<bool>();
-    return std::make_unique<BertNormalizer>(j.value("clean_text", true), j.value("handle_chinese_chars", true),
-                                            strip, lowercase);
+    const bool lowercase = j.boolean_or("lowercase", true);
+    // strip_accents null (the usual value) follows lowercase, as in the Rust library.
+    return std::make_unique<BertNormalizer>(j.boolean_or("clean_text", true),
+                                            j.boolean_or("handle_chinese_chars", true),
+                                            j.boolean_or("strip_accents", lowercase), lowercase);
   }
   if (type == "ByteLevel") return std::make_unique<ByteLevelNormalizer>();
   if (type == "Sequence") {
     std::vector<std::unique_ptr<TokNormalizer>> items;
-    const auto& arr = j.at("normalizers");
-    if (!arr.is_array()) throw Error(ErrorKind::Format, sub, "'normalizers' must be an array");
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto n = make_normalizer(arr[i], subject + ".normalizers[" + std::to_string(i) + "]");
-      if (n) items.push_back(std::move(n));
+    for (const auto& item : j.at("normalizers").elements()) {
+      if (auto n = make_normalizer(item)) items.push_back(std::move(n));
     }
     return std::make_unique<SequenceNormalizer>(std::move(items));
   }
   tok_unknown_component("normalizer", type, subject);
-}
-
-TextPattern tok_pattern_from_json(const nlohmann::json& j, const std::string& subject) {
-  return tok_parse_pattern(j, subject);
 }
 
 }  // namespace nnterp::tok

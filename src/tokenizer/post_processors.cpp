@@ -1,6 +1,5 @@
 // Post-processors of tokenizer.json (single sequences).
-#include <nlohmann/json.hpp>
-
+#include "io/json_reader.hpp"
 #include "tokenizer/tok_components.hpp"
 
 namespace nnterp::tok {
@@ -64,47 +63,53 @@ struct TokTemplatePiece {
   std::string id;  // "A"/"B" or the special token's key
 };
 
-TokTemplatePiece tok_parse_piece(const nlohmann::json& p, const std::string& subject) {
-  if (p.is_string()) {  // "$A", "$B:1", "[CLS]", "[CLS]:0"
-    std::string s = p.get<std::string>();
-    const size_t colon = s.find(':');
-    if (colon != std::string::npos) s = s.substr(0, colon);
-    if (!s.empty() && s[0] == '$') {
-      const std::string rest = s.substr(1);
-      if (rest.empty() || rest == "A" || rest == "a") return {true, "A"};
-      if (rest == "B" || rest == "b") return {true, "B"};
-      // "$0", "$1": a sequence with a type id
-      bool digits = !rest.empty();
-      for (char c : rest) digits = digits && c >= '0' && c <= '9';
-      if (digits) return {true, "A"};
-      throw Error(ErrorKind::Format, subject, "cannot build a template piece from '" + p.get<std::string>() + "'");
-    }
-    return {false, s};
-  }
-  if (p.is_object() && p.contains("Sequence")) return {true, p.at("Sequence").at("id").get<std::string>()};
-  if (p.is_object() && p.contains("SpecialToken")) return {false, p.at("SpecialToken").at("id").get<std::string>()};
-  throw Error(ErrorKind::Format, subject, "unknown template piece " + p.dump());
+// A piece written as text: "$A", "$B:1", "[CLS]", "[CLS]:0".
+TokTemplatePiece tok_parse_piece_text(const std::string& text, const std::string& subject) {
+  const std::string s = text.substr(0, text.find(':'));
+  if (s.empty() || s[0] != '$') return {false, s};
+  const std::string rest = s.substr(1);
+  if (rest.empty() || rest == "A" || rest == "a") return {true, "A"};
+  if (rest == "B" || rest == "b") return {true, "B"};
+  // "$0", "$1": a sequence with a type id
+  bool digits = !rest.empty();
+  for (char c : rest) digits = digits && c >= '0' && c <= '9';
+  if (digits) return {true, "A"};
+  throw Error(ErrorKind::Format, subject, "cannot build a template piece from '" + text + "'");
 }
 
-std::unique_ptr<TokPostProcessor> tok_make_template(const nlohmann::json& j, const std::string& subject) {
-  const auto& single = j.at("single");
-  std::vector<TokTemplatePiece> pieces;
-  if (single.is_string()) {  // "[CLS] $A [SEP]"
-    const std::string s = single.get<std::string>();
-    size_t i = 0;
-    while (i < s.size()) {
-      while (i < s.size() && s[i] == ' ') ++i;
-      size_t k = i;
-      while (k < s.size() && s[k] != ' ') ++k;
-      if (k > i) pieces.push_back(tok_parse_piece(nlohmann::json(s.substr(i, k - i)), subject));
-      i = k;
-    }
-  } else if (single.is_array()) {
-    for (const auto& p : single) pieces.push_back(tok_parse_piece(p, subject));
-  } else {
-    throw Error(ErrorKind::Format, subject, "'single' must be a string or an array");
+// A piece of a "single" array: text, {"Sequence": {"id": ...}} or {"SpecialToken": {"id": ...}}.
+TokTemplatePiece tok_parse_piece(const io::JsonValue& p, const std::string& subject) {
+  if (p.is_string()) return tok_parse_piece_text(p.string(), subject);
+  if (p.is_object()) {
+    if (const auto seq = p.find("Sequence")) return {true, seq->at("id").string()};
+    if (const auto special = p.find("SpecialToken")) return {false, special->at("id").string()};
   }
-  const auto& specials = j.contains("special_tokens") ? j.at("special_tokens") : nlohmann::json::object();
+  p.fail("a template piece");
+}
+
+// The pieces of "single": a string ("[CLS] $A [SEP]") or an array.
+std::vector<TokTemplatePiece> tok_template_pieces(const io::JsonValue& single, const std::string& subject) {
+  std::vector<TokTemplatePiece> pieces;
+  if (single.is_array()) {
+    for (const auto& p : single.elements()) pieces.push_back(tok_parse_piece(p, subject));
+    return pieces;
+  }
+  if (!single.is_string()) single.fail("a string or an array");
+  const std::string s = single.string();
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t k = i;
+    while (k < s.size() && s[k] != ' ') ++k;
+    if (k > i) pieces.push_back(tok_parse_piece_text(s.substr(i, k - i), subject));
+    i = k;
+  }
+  return pieces;
+}
+
+std::unique_ptr<TokPostProcessor> tok_make_template(const io::JsonValue& j, const std::string& subject) {
+  const std::vector<TokTemplatePiece> pieces = tok_template_pieces(j.at("single"), subject);
+  const auto specials = j.find("special_tokens");
   std::vector<uint32_t> pre_ids, post_ids;
   std::vector<std::string> pre_tokens, post_tokens;
   bool seen_sequence = false;
@@ -117,35 +122,40 @@ std::unique_ptr<TokPostProcessor> tok_make_template(const nlohmann::json& j, con
       seen_sequence = true;
       continue;
     }
-    auto it = specials.find(piece.id);
-    if (it == specials.end()) {
+    const auto special = specials ? specials->find(piece.id) : std::nullopt;
+    if (!special) {
       throw Error(ErrorKind::Format, subject, "the template's special token '" + piece.id + "' is not in special_tokens");
     }
-    const auto& ids = it->at("ids");
-    const auto& toks = it->at("tokens");
+    const auto ids = special->at("ids").elements();
+    const auto toks = special->at("tokens").strings();
     if (ids.size() != toks.size()) {
       throw Error(ErrorKind::Format, subject, "special token '" + piece.id + "' has different numbers of ids and tokens");
     }
     for (size_t k = 0; k < ids.size(); ++k) {
       (seen_sequence ? post_ids : pre_ids).push_back(tok_checked_id(ids[k], subject));
-      (seen_sequence ? post_tokens : pre_tokens).push_back(toks[k].get<std::string>());
+      (seen_sequence ? post_tokens : pre_tokens).push_back(toks[k]);
     }
   }
   return std::make_unique<TemplatePostProcessor>(std::move(pre_ids), std::move(pre_tokens), std::move(post_ids),
                                                  std::move(post_tokens));
 }
 
+// A [token, id] pair of BertProcessing / RobertaProcessing.
+std::pair<std::string, uint32_t> tok_token_and_id(const io::JsonValue& v, const std::string& subject) {
+  if (!v.is_array() || v.size() != 2) v.fail("[token, id]");
+  const auto e = v.elements();
+  const uint32_t id = tok_checked_id(e[1], subject);
+  return {e[0].string(), id};
+}
+
 // BertProcessing / RobertaProcessing: {"cls": [token, id], "sep": [token, id]}.
-std::unique_ptr<TokPostProcessor> tok_make_cls_sep(const nlohmann::json& j, const std::string& subject) {
-  const auto& cls = j.at("cls");
-  const auto& sep = j.at("sep");
-  if (!cls.is_array() || cls.size() != 2 || !sep.is_array() || sep.size() != 2) {
-    throw Error(ErrorKind::Format, subject, "'cls' and 'sep' must be [token, id]");
-  }
-  return std::make_unique<TemplatePostProcessor>(std::vector<uint32_t>{tok_checked_id(cls[1], subject)},
-                                                 std::vector<std::string>{cls[0].get<std::string>()},
-                                                 std::vector<uint32_t>{tok_checked_id(sep[1], subject)},
-                                                 std::vector<std::string>{sep[0].get<std::string>()});
+std::unique_ptr<TokPostProcessor> tok_make_cls_sep(const io::JsonValue& j, const std::string& subject) {
+  auto [cls, cls_id] = tok_token_and_id(j.at("cls"), subject);
+  auto [sep, sep_id] = tok_token_and_id(j.at("sep"), subject);
+  return std::make_unique<TemplatePostProcessor>(std::vector<uint32_t>{cls_id},
+                                                 std::vector<std::string>{std::move(cls)},
+                                                 std::vector<uint32_t>{sep_id},
+                                                 std::vector<std::string>{std::move(sep)});
 }
 
 }  // namespace
@@ -158,14 +168,15 @@ std::unique_ptr<TokPostProcessor> make_simple_template(std::vector<uint32_t> pre
                                                  std::move(suffix_ids), std::move(suffix_tokens));
 }
 
-std::unique_ptr<TokPostProcessor> make_post_processor(const nlohmann::json& j, const std::string& subject) {
+std::unique_ptr<TokPostProcessor> make_post_processor(const io::JsonValue& j) {
   if (j.is_null()) return nullptr;
+  const std::string subject = tok_subject(j);
   const TokDepthGuard depth(subject);
   std::string type;
   if (j.is_object() && !j.contains("type") && j.contains("cls") && j.contains("sep")) {
     type = "BertProcessing";
   } else {
-    type = tok_component_type(j, subject);
+    type = tok_component_type(j);
   }
   const std::string sub = subject + " (" + type + ")";
   if (type == "TemplateProcessing") return tok_make_template(j, sub);
@@ -173,11 +184,8 @@ std::unique_ptr<TokPostProcessor> make_post_processor(const nlohmann::json& j, c
   if (type == "BertProcessing" || type == "RobertaProcessing") return tok_make_cls_sep(j, sub);
   if (type == "Sequence") {
     std::vector<std::unique_ptr<TokPostProcessor>> items;
-    const auto& arr = j.at("processors");
-    if (!arr.is_array()) throw Error(ErrorKind::Format, sub, "'processors' must be an array");
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto p = make_post_processor(arr[i], subject + ".processors[" + std::to_string(i) + "]");
-      if (p) items.push_back(std::move(p));
+    for (const auto& item : j.at("processors").elements()) {
+      if (auto p = make_post_processor(item)) items.push_back(std::move(p));
     }
     return std::make_unique<SequencePostProcessor>(std::move(items));
   }

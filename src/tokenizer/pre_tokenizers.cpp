@@ -1,8 +1,7 @@
 // Pre-tokenizers of tokenizer.json.
-#include <nlohmann/json.hpp>
-
 #include <array>
 
+#include "io/json_reader.hpp"
 #include "tokenizer/tok_components.hpp"
 #include "tokenizer/tok_pattern.hpp"
 
@@ -318,37 +317,23 @@ class TwoStepPreTokenizer final : public TokPreTokenizer {
   std::unique_ptr<TokPreTokenizer> a_, b_;
 };
 
-uint32_t tok_single_char(const std::string& s, const std::string& subject, const char* field) {
-  if (s.empty() || utf8_valid_prefix(s) != s.size()) {
-    throw Error(ErrorKind::Format, subject, std::string("'") + field + "' must be one character");
-  }
-  int len;
-  const uint32_t cp = utf8_decode_at(s.data(), &len);
-  if (static_cast<size_t>(len) != s.size()) {
-    throw Error(ErrorKind::Format, subject, std::string("'") + field + "' must be one character");
-  }
-  return cp;
-}
-
 }  // namespace
 
-uint32_t tok_metaspace_replacement(const nlohmann::json& j, const std::string& subject) {
-  return tok_single_char(j.at("replacement").get<std::string>(), subject, "replacement");
-}
+uint32_t tok_metaspace_replacement(const io::JsonValue& j) { return tok_single_char(j.at("replacement")); }
 
 // Shared with the Metaspace decoder: "always" / "first" / "never" as 0 / 1 / 2.
-int tok_metaspace_scheme(const nlohmann::json& j, const std::string& subject) {
+int tok_metaspace_scheme(const io::JsonValue& j, const std::string& subject) {
   int scheme = 0;
-  if (j.contains("prepend_scheme") && !j.at("prepend_scheme").is_null()) {
-    const auto s = j.at("prepend_scheme").get<std::string>();
+  const auto declared = j.find("prepend_scheme");
+  if (declared) {
+    const std::string s = declared->string();
     if (s == "always") scheme = 0;
     else if (s == "first") scheme = 1;
     else if (s == "never") scheme = 2;
-    else throw Error(ErrorKind::Format, subject, "unknown prepend_scheme '" + s + "'");
+    else declared->fail("\"always\", \"first\" or \"never\"");
   }
-  if (j.contains("add_prefix_space") && j.at("add_prefix_space").is_boolean() &&
-      !j.at("add_prefix_space").get<bool>()) {
-    if (scheme != 2 && j.contains("prepend_scheme") && !j.at("prepend_scheme").is_null()) {
+  if (!j.boolean_or("add_prefix_space", true)) {
+    if (scheme != 2 && declared) {
       throw Error(ErrorKind::Format, subject, "add_prefix_space does not match declared prepend_scheme");
     }
     scheme = 2;
@@ -356,34 +341,36 @@ int tok_metaspace_scheme(const nlohmann::json& j, const std::string& subject) {
   return scheme;
 }
 
-std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& subject) {
+std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const io::JsonValue& j) {
   if (j.is_null()) return nullptr;
+  const std::string subject = tok_subject(j);
   const TokDepthGuard depth(subject);
-  const std::string type = tok_component_type(j, subject);
+  const std::string type = tok_component_type(j);
   const std::string sub = subject + " (" + type + ")";
   if (type == "ByteLevel") {
-    return std::make_unique<ByteLevelPreTokenizer>(j.value("add_prefix_space", true), j.value("use_regex", true), sub);
+    return std::make_unique<ByteLevelPreTokenizer>(j.boolean_or("add_prefix_space", true),
+                                                   j.boolean_or("use_regex", true), sub);
   }
   if (type == "Split") {
     return std::make_unique<SplitPreTokenizer>(tok_pattern_from_json(j.at("pattern"), sub),
-                                               parse_split_behavior(j.at("behavior").get<std::string>(), sub),
-                                               j.value("invert", false));
+                                               parse_split_behavior(j.at("behavior").string(), sub),
+                                               j.boolean_or("invert", false));
   }
   if (type == "Metaspace") {
     const int scheme = tok_metaspace_scheme(j, sub);
     return std::make_unique<MetaspacePreTokenizer>(
-        tok_metaspace_replacement(j, sub),
+        tok_metaspace_replacement(j),
         scheme == 0 ? TokPrependScheme::Always : scheme == 1 ? TokPrependScheme::First : TokPrependScheme::Never,
-        j.contains("split") && j.at("split").is_boolean() ? j.at("split").get<bool>() : true);
+        j.boolean_or("split", true));
   }
   if (type == "Digits") {
-    return tok_make_char_split(TokIsNumeric{}, j.value("individual_digits", false) ? SplitBehavior::Isolated
-                                                                                  : SplitBehavior::Contiguous);
+    return tok_make_char_split(TokIsNumeric{}, j.boolean_or("individual_digits", false) ? SplitBehavior::Isolated
+                                                                                        : SplitBehavior::Contiguous);
   }
   if (type == "Punctuation") {
-    SplitBehavior behavior = SplitBehavior::Isolated;
-    if (j.contains("behavior")) behavior = parse_split_behavior(j.at("behavior").get<std::string>(), sub);
-    return tok_make_char_split(TokIsPunct{}, behavior);
+    const auto behavior = j.find("behavior");
+    return tok_make_char_split(TokIsPunct{},
+                               behavior ? parse_split_behavior(behavior->string(), sub) : SplitBehavior::Isolated);
   }
   if (type == "Whitespace") return std::make_unique<WhitespacePreTokenizer>();
   if (type == "WhitespaceSplit") return tok_make_char_split(TokIsSpace{}, SplitBehavior::Removed);
@@ -392,17 +379,13 @@ std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const nlohmann::json& j, con
                                                  tok_make_char_split(TokIsPunct{}, SplitBehavior::Isolated));
   }
   if (type == "CharDelimiterSplit") {
-    return tok_make_char_split(TokIsChar{tok_single_char(j.at("delimiter").get<std::string>(), sub, "delimiter")},
-                               SplitBehavior::Removed);
+    return tok_make_char_split(TokIsChar{tok_single_char(j.at("delimiter"))}, SplitBehavior::Removed);
   }
   if (type == "FixedLength") return std::make_unique<FixedLengthPreTokenizer>(tok_json_count(j, "length", 5, 1, SIZE_MAX, sub));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<TokPreTokenizer>> items;
-    const auto& arr = j.at("pretokenizers");
-    if (!arr.is_array()) throw Error(ErrorKind::Format, sub, "'pretokenizers' must be an array");
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto p = make_pre_tokenizer(arr[i], subject + ".pretokenizers[" + std::to_string(i) + "]");
-      if (p) items.push_back(std::move(p));
+    for (const auto& item : j.at("pretokenizers").elements()) {
+      if (auto p = make_pre_tokenizer(item)) items.push_back(std::move(p));
     }
     return std::make_unique<SequencePreTokenizer>(std::move(items));
   }

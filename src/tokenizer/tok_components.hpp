@@ -1,8 +1,10 @@
 // The pipeline components of a HuggingFace tokenizer.json: normalizer, pre-tokenizer, model,
 // post-processor and decoder, each built from its JSON object by a factory.
+//
+// The factories read tokenizer.json only through io::JsonValue: a value of the wrong type is an
+// Error(Format) naming the file and the key path ("model.vocab.abc"). A component's errors name
+// it as "<file>: <path>" (tok_subject), e.g. "tokenizer.json: normalizer.normalizers[1]".
 #pragma once
-
-#include <nlohmann/json_fwd.hpp>
 
 #include <memory>
 #include <string>
@@ -10,6 +12,10 @@
 #include <vector>
 
 #include "tokenizer/tok_common.hpp"
+
+namespace nnterp::io {
+class JsonValue;
+}
 
 namespace nnterp::tok {
 
@@ -22,8 +28,8 @@ class TokNormalizer {
   virtual void normalize(std::string& s) const = 0;
 };
 
-// `subject` names where the component comes from (for errors). Returns null for JSON null.
-std::unique_ptr<TokNormalizer> make_normalizer(const nlohmann::json& j, const std::string& subject);
+// Each factory returns null for JSON null.
+std::unique_ptr<TokNormalizer> make_normalizer(const io::JsonValue& j);
 
 // ---------------------------------------------------------------------------------------------
 // Pre-tokenizers: split a normalized piece into words, possibly transforming them.
@@ -49,7 +55,7 @@ class TokPreTokenizer {
   virtual void pre_tokenize(PtState& st, PtState& scratch) const = 0;
 };
 
-std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& subject);
+std::unique_ptr<TokPreTokenizer> make_pre_tokenizer(const io::JsonValue& j);
 
 // ---------------------------------------------------------------------------------------------
 // Models: one word -> ids.
@@ -65,7 +71,7 @@ class TokModel {
   virtual size_t vocab_size() const = 0;
 };
 
-std::unique_ptr<TokModel> make_model(const nlohmann::json& j, const std::string& subject);
+std::unique_ptr<TokModel> make_model(const io::JsonValue& j);
 
 // ---------------------------------------------------------------------------------------------
 // Post-processors: add special tokens around an encoded sequence.
@@ -79,7 +85,7 @@ class TokPostProcessor {
   virtual size_t added_tokens() const = 0;
 };
 
-std::unique_ptr<TokPostProcessor> make_post_processor(const nlohmann::json& j, const std::string& subject);
+std::unique_ptr<TokPostProcessor> make_post_processor(const io::JsonValue& j);
 
 // A TemplateProcessing for a single sequence: prefix ids + sequence + suffix ids.
 std::unique_ptr<TokPostProcessor> make_simple_template(std::vector<uint32_t> prefix_ids,
@@ -96,17 +102,21 @@ class TokDecoder {
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
 };
 
-std::unique_ptr<TokDecoder> make_decoder(const nlohmann::json& j, const std::string& subject);
+std::unique_ptr<TokDecoder> make_decoder(const io::JsonValue& j);
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers for the JSON factories.
 
-// The "type" of a component object, or throws Error(Format).
-std::string tok_component_type(const nlohmann::json& j, const std::string& subject);
+// "<file>: <path>", how errors name the component at `j`.
+std::string tok_subject(const io::JsonValue& j);
+// The "type" of a component object.
+std::string tok_component_type(const io::JsonValue& j);
+// A string setting that must be exactly one character (Metaspace replacement, Strip content...).
+uint32_t tok_single_char(const io::JsonValue& v);
 // Metaspace options shared by the pre-tokenizer and the decoder: the replacement code point, and
 // the prepend scheme as 0 = always, 1 = first, 2 = never (legacy add_prefix_space honoured).
-uint32_t tok_metaspace_replacement(const nlohmann::json& j, const std::string& subject);
-int tok_metaspace_scheme(const nlohmann::json& j, const std::string& subject);
+uint32_t tok_metaspace_replacement(const io::JsonValue& j);
+int tok_metaspace_scheme(const io::JsonValue& j, const std::string& subject);
 [[noreturn]] void tok_unknown_component(const std::string& kind, const std::string& type,
                                         const std::string& subject);
 
@@ -119,15 +129,26 @@ class TokDepthGuard {
   TokDepthGuard& operator=(const TokDepthGuard&) = delete;
 };
 
-// Checks a vocabulary id read from JSON (ids above 2^28 are refused: no real vocabulary is
-// that large, and the reverse tables are dense).
-uint32_t tok_checked_id(int64_t id, const std::string& subject);
-// The same on a JSON value, which must be an integer (not 1.5, 1e30, "3" or -1).
-uint32_t tok_checked_id(const nlohmann::json& id, const std::string& subject);
+// A vocabulary id read from JSON: an integer in [0, 2^28) (not 1.5, 2.0, 1e30, "3" or -1; ids
+// above 2^28 are refused: no real vocabulary is that large, and the reverse tables are dense).
+uint32_t tok_checked_id(const io::JsonValue& id, const std::string& subject);
 // An optional non-negative integer setting `key` of `j` (`fallback` when absent or null), checked
 // to lie in [min, max]: a float, a negative or a huge value is an Error(Format) naming the key.
-size_t tok_json_count(const nlohmann::json& j, const char* key, size_t fallback, size_t min, size_t max,
+size_t tok_json_count(const io::JsonValue& j, const char* key, size_t fallback, size_t min, size_t max,
                       const std::string& subject);
+
+// A {token: id} vocabulary (BPE, WordLevel, WordPiece) and its reverse table.
+struct TokPlainVocab {
+  StrIdMap map;
+  std::vector<std::string> r;
+  std::vector<bool> present;
+  void load(const io::JsonValue& vocab, const std::string& subject);
+  bool id_to_token(uint32_t id, std::string* out) const {
+    if (id >= r.size() || !present[id]) return false;
+    *out = r[id];
+    return true;
+  }
+};
 
 // The byte-level alphabet (GPT-2's bytes_to_unicode): byte -> code point, and the reverse
 // (-1 for code points that are not in it).

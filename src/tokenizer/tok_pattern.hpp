@@ -3,8 +3,6 @@
 // Oniguruma syntax, UTF-8), literal strings, and character predicates; plus the split behaviors.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,6 +10,10 @@
 #include <vector>
 
 #include "tokenizer/tok_common.hpp"
+
+namespace nnterp::io {
+class JsonValue;
+}
 
 namespace nnterp::tok {
 
@@ -98,8 +100,8 @@ SplitBehavior parse_split_behavior(const std::string& s, const std::string& subj
 void apply_split_behavior(std::vector<PatSeg>& segs, SplitBehavior behavior, bool invert,
                           std::vector<std::pair<uint32_t, uint32_t>>& out);
 
-// A {"String": ...} / {"Regex": ...} pattern object.
-TextPattern tok_pattern_from_json(const nlohmann::json& j, const std::string& subject);
+// A {"String": ...} / {"Regex": ...} pattern object; `subject` names its component in regex errors.
+TextPattern tok_pattern_from_json(const io::JsonValue& j, const std::string& subject);
 
 // Escapes a literal so that it can be compiled as an Oniguruma regex.
 std::string onig_escape(std::string_view literal);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "io/json_limits.hpp"
+#include "io/json_reader.hpp"
 #include "nnterp/error.hpp"
 #include "tokenizer/added_vocabulary.hpp"
 #include "tokenizer/tok_components.hpp"
@@ -98,11 +99,12 @@ std::string tok_read_file(const fs::path& path) {
   return out;
 }
 
-// A token given as "content" or as an AddedToken dict {"content": ...}; null -> nullopt.
-std::optional<std::string> tok_token_content(const nlohmann::json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  if (j.is_object() && j.contains("content") && j.at("content").is_string()) return j.at("content").get<std::string>();
-  return std::nullopt;
+// A special token of tokenizer_config.json / special_tokens_map.json: "content" or an
+// AddedToken object {"content": ...}.
+std::string tok_token_content(const io::JsonValue& v) {
+  if (v.is_object()) return v.at("content").string();
+  if (!v.is_string()) v.fail("a string or an AddedToken object");
+  return v.string();
 }
 
 }  // namespace
@@ -152,92 +154,87 @@ Tokenizer::~Tokenizer() = default;
 
 namespace {
 
-std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::string_view config_text,
-                                           std::string_view special_map_text, const TokenizerOptions& options,
-                                           const std::string& subject, const std::string& config_subject) {
-  auto impl = std::make_unique<Tokenizer::Impl>();
-  nlohmann::json j;
-  io::check_json_depth(io::json_text_depth(json_text), subject);
+// Parses a JSON file's text (its nesting checked first: see io/json_limits.hpp).
+nlohmann::json tok_parse_json(std::string_view text, const std::string& subject) {
+  io::check_json_depth(io::json_text_depth(text), subject);
   try {
-    j = nlohmann::json::parse(json_text.begin(), json_text.end());
+    return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::Format, subject, std::string("malformed JSON: ") + e.what());
   }
-  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "a tokenizer.json must be a JSON object");
-  try {
-    if (!j.contains("model")) throw Error(ErrorKind::Format, subject, "missing 'model'");
-    const auto get = [&j](const char* key) -> const nlohmann::json& {
-      static const nlohmann::json null_json;
-      auto it = j.find(key);
-      return it == j.end() ? null_json : *it;
-    };
-    impl->normalizer = tok::make_normalizer(get("normalizer"), subject + ": normalizer");
-    impl->pre_tokenizer = tok::make_pre_tokenizer(get("pre_tokenizer"), subject + ": pre_tokenizer");
-    impl->model = tok::make_model(j.at("model"), subject + ": model");
-    impl->post_processor = tok::make_post_processor(get("post_processor"), subject + ": post_processor");
-    impl->decoder = tok::make_decoder(get("decoder"), subject + ": decoder");
+}
 
-    std::vector<tok::AddedTokenSpec> specs;
-    const auto& added = get("added_tokens");
-    if (!added.is_null()) {
-      if (!added.is_array()) throw Error(ErrorKind::Format, subject, "'added_tokens' must be an array");
-      for (const auto& a : added) {
-        tok::AddedTokenSpec s;
-        s.content = a.at("content").get<std::string>();
-        s.single_word = a.value("single_word", false);
-        s.lstrip = a.value("lstrip", false);
-        s.rstrip = a.value("rstrip", false);
-        s.special = a.value("special", false);
-        s.normalized = a.value("normalized", !s.special);
-        if (tok::utf8_valid_prefix(s.content) != s.content.size()) {
-          throw Error(ErrorKind::Format, subject, "an added token is not valid UTF-8");
-        }
-        specs.push_back(std::move(s));
-      }
+// tokenizer_config.json and special_tokens_map.json are optional: no text reads as {}.
+nlohmann::json tok_parse_optional(std::string_view text, const std::string& subject) {
+  if (text.empty()) return nlohmann::json::object();
+  nlohmann::json j = tok_parse_json(text, subject);
+  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "expected a JSON object");
+  return j;
+}
+
+// tokenizer.json's "added_tokens", in file order.
+std::vector<tok::AddedTokenSpec> tok_added_tokens(const io::JsonValue& root) {
+  std::vector<tok::AddedTokenSpec> specs;
+  const auto added = root.find("added_tokens");
+  if (!added) return specs;
+  for (const auto& a : added->elements()) {
+    tok::AddedTokenSpec s;
+    s.content = a.at("content").string();
+    s.single_word = a.boolean_or("single_word", false);
+    s.lstrip = a.boolean_or("lstrip", false);
+    s.rstrip = a.boolean_or("rstrip", false);
+    s.special = a.boolean_or("special", false);
+    s.normalized = a.boolean_or("normalized", !s.special);
+    if (tok::utf8_valid_prefix(s.content) != s.content.size()) {
+      throw Error(ErrorKind::Format, root.source(), "an added token is not valid UTF-8");
     }
-    impl->added.add_tokens(specs, *impl->model, impl->normalizer.get());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Format, subject, std::string("unexpected content: ") + e.what());
+    specs.push_back(std::move(s));
   }
+  return specs;
+}
 
-  // tokenizer_config.json (and special_tokens_map.json as a fallback for the special tokens).
-  nlohmann::json config = nlohmann::json::object(), special_map = nlohmann::json::object();
-  const auto parse_optional = [](std::string_view text, const std::string& what) {
-    if (text.empty()) return nlohmann::json::object();
-    io::check_json_depth(io::json_text_depth(text), what);
-    try {
-      auto c = nlohmann::json::parse(text.begin(), text.end());
-      if (!c.is_object()) throw Error(ErrorKind::Format, what, "expected a JSON object");
-      return c;
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ErrorKind::Format, what, std::string("malformed JSON: ") + e.what());
-    }
-  };
-  config = parse_optional(config_text, config_subject);
-  special_map = parse_optional(special_map_text, "special_tokens_map.json");
-  const auto special_id = [&](const char* key) -> std::optional<int64_t> {
-    std::optional<std::string> content;
-    if (config.contains(key)) {
-      content = tok_token_content(config.at(key));
-      if (!content) return std::nullopt;  // explicitly null
-    } else if (special_map.contains(key)) {
-      content = tok_token_content(special_map.at(key));
-    }
-    if (!content) return std::nullopt;
-    const int64_t id = impl->lookup(*content);
-    if (id < 0) return std::nullopt;
-    return id;
-  };
-  impl->pad_id = special_id("pad_token");
-  impl->bos_id = special_id("bos_token");
-  impl->eos_id = special_id("eos_token");
+// The pipeline and the added tokens of tokenizer.json (`root`, an object).
+void tok_load_pipeline(const io::JsonValue& root, Tokenizer::Impl& impl) {
+  const io::JsonValue model = root.at("model");
+  if (const auto n = root.find("normalizer")) impl.normalizer = tok::make_normalizer(*n);
+  if (const auto p = root.find("pre_tokenizer")) impl.pre_tokenizer = tok::make_pre_tokenizer(*p);
+  impl.model = tok::make_model(model);
+  if (const auto p = root.find("post_processor")) impl.post_processor = tok::make_post_processor(*p);
+  if (const auto d = root.find("decoder")) impl.decoder = tok::make_decoder(*d);
+  impl.added.add_tokens(tok_added_tokens(root), *impl.model, impl.normalizer.get());
+}
+
+// The id of special token `key` ("bos_token"...): from tokenizer_config.json, where null means
+// none, else from special_tokens_map.json; none when its content is not in the vocabulary.
+std::optional<int64_t> tok_special_id(const Tokenizer::Impl& impl, const io::JsonValue& config,
+                                      const io::JsonValue& special_map, const char* key) {
+  const auto value = config.contains(key) ? config.find(key) : special_map.find(key);
+  if (!value) return std::nullopt;
+  const int64_t id = impl.lookup(tok_token_content(*value));
+  if (id < 0) return std::nullopt;
+  return id;
+}
+
+std::unique_ptr<Tokenizer::Impl> tok_build_checked(std::string_view json_text, std::string_view config_text,
+                                                   std::string_view special_map_text, const TokenizerOptions& options,
+                                                   const std::string& subject, const std::string& config_subject) {
+  auto impl = std::make_unique<Tokenizer::Impl>();
+  const nlohmann::json j = tok_parse_json(json_text, subject);
+  if (!j.is_object()) throw Error(ErrorKind::Format, subject, "a tokenizer.json must be a JSON object");
+  tok_load_pipeline(io::JsonValue(j, subject), *impl);
+
+  const nlohmann::json config_json = tok_parse_optional(config_text, config_subject);
+  const nlohmann::json special_map_json = tok_parse_optional(special_map_text, "special_tokens_map.json");
+  const io::JsonValue config(config_json, config_subject), special_map(special_map_json, "special_tokens_map.json");
+  impl->pad_id = tok_special_id(*impl, config, special_map, "pad_token");
+  impl->bos_id = tok_special_id(*impl, config, special_map, "bos_token");
+  impl->eos_id = tok_special_id(*impl, config, special_map, "eos_token");
 
   // add_bos_token / add_eos_token: transformers' fast tokenizers rebuild the post-processor
   // from them; we do when they disagree with what tokenizer.json's post-processor does.
   const auto flag = [&config](const char* key) -> std::optional<bool> {
-    auto it = config.find(key);
-    if (it == config.end() || !it->is_boolean()) return std::nullopt;
-    return it->get<bool>();
+    if (const auto v = config.find(key)) return v->boolean();
+    return std::nullopt;
   };
   const auto add_bos = flag("add_bos_token"), add_eos = flag("add_eos_token");
   if (options.follow_tokenizer_config && (add_bos || add_eos)) {
@@ -279,6 +276,17 @@ std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::stri
     }
   }
   return impl;
+}
+
+std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::string_view config_text,
+                                           std::string_view special_map_text, const TokenizerOptions& options,
+                                           const std::string& subject, const std::string& config_subject) {
+  try {
+    return tok_build_checked(json_text, config_text, special_map_text, options, subject, config_subject);
+  } catch (const nlohmann::json::exception& e) {
+    // A last line of defence: every read goes through io::JsonValue, whose errors name the key.
+    throw Error(ErrorKind::Format, subject, std::string("unexpected content: ") + e.what());
+  }
 }
 
 }  // namespace

@@ -132,6 +132,18 @@ TEST(CheckpointMismatch, TheWarnPolicyLoadsAndNamesUnusedTensors) {
   EXPECT_THROW(model::load_weights(spec, store, torch::kFloat32), Error);
 }
 
+// generation_config.json is read at load: a malformed token id fails there, naming the file and
+// key (before, a non-integer EOS id was silently skipped and generation ran past every answer).
+TEST(CheckpointMismatch, AMalformedGenerationConfigFailsAtLoad) {
+  EditedFixture fx("llama");
+  const std::string dir = fx.path();
+  std::ofstream(fs::path(dir) / "generation_config.json") << R"({"eos_token_id": [2, "3"]})";
+  Error e = load_error(dir);
+  EXPECT_EQ(e.kind(), ErrorKind::Config);
+  EXPECT_EQ(e.subject(), (fs::path(dir) / "generation_config.json").string());
+  EXPECT_EQ(e.message(), "'eos_token_id[1]' should be an integer, got \"3\"");
+}
+
 TEST(CheckpointMismatch, MissingTensorsAreAllListed) {
   EditedFixture fx("llama");
   fx.edit_weights([](auto& tensors) {

@@ -17,7 +17,7 @@ ArchSpec gemma2(const Config& c) {
   a.post_attn_norm = a.post_mlp_norm = true;
   a.attn.scale = 1.0 / std::sqrt(c.number_or({"query_pre_attn_scalar"}, 256.0));
   // Gemma2Config defaults (absent key) are 50 / 30; an explicit null turns the cap off.
-  auto cap = [&](const char* key, double fallback) { return ConfigAccess::json(c).contains(key) ? c.number_or({key}, 0.0) : fallback; };
+  auto cap = [&](const char* key, double fallback) { return config_root(c).contains(key) ? c.number_or({key}, 0.0) : fallback; };
   a.attn.softcap = cap("attn_logit_softcapping", 50.0);
   a.final_softcap = cap("final_logit_softcapping", 30.0);
   const int64_t window = c.integer_or({"sliding_window"}, 4096);

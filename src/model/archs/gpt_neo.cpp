@@ -9,21 +9,20 @@ namespace nnterp::model {
 
 // ["global", "local", ...] per layer: `attention_layers`, else `attention_types` [[[types...], n], ...]
 // expanded as HF does (each pattern repeated n times).
-static std::vector<std::string> attention_layers(const Config& c) {
+static std::vector<std::string> attention_layers(const Config& c, int64_t num_layers) {
+  if (c.has("attention_layers")) return c.strings_or({"attention_layers"}, {});
+  const auto types = config_root(c).find("attention_types");
+  if (!types) return {};
   std::vector<std::string> out;
-  try {
-    if (const auto* layers = config_find(c, {"attention_layers"})) {
-      for (const auto& t : *layers) out.push_back(t.get<std::string>());
-      return out;
-    }
-    const auto* types = config_find(c, {"attention_types"});
-    if (!types) return {};
-    for (const auto& item : *types)
-      for (int64_t k = 0; k < item.at(1).get<int64_t>(); ++k)
-        for (const auto& t : item.at(0)) out.push_back(t.get<std::string>());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Config, c.source(), std::string("malformed attention_layers / attention_types: ") + e.what(),
-                "expected e.g. \"attention_types\": [[[\"global\", \"local\"], 6]]");
+  for (const auto& item : types->elements()) {
+    const auto pair = item.elements();
+    if (pair.size() != 2) item.fail("a [[types...], repeats] pair, e.g. [[\"global\", \"local\"], 6]");
+    const auto pattern = pair[0].strings();
+    const int64_t repeats = pair[1].integer();
+    // Checked before expanding: a huge count must not build a huge list (one type per layer is expected).
+    if (repeats < 0 || static_cast<double>(repeats) * static_cast<double>(pattern.size()) > static_cast<double>(num_layers))
+      pair[1].fail("a repeat count giving at most " + std::to_string(num_layers) + " layer types");
+    for (int64_t k = 0; k < repeats; ++k) out.insert(out.end(), pattern.begin(), pattern.end());
   }
   return out;
 }
@@ -41,7 +40,7 @@ static ArchSpec gpt_neo(const Config& c) {
   a.mlp.intermediate = c.integer_or({"intermediate_size"}, 4 * a.hidden);
   a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
 
-  const auto types = attention_layers(c);
+  const auto types = attention_layers(c, a.num_layers);
   if (types.size() != static_cast<size_t>(a.num_layers))
     throw Error(ErrorKind::Config, c.source(), "attention_layers / attention_types should give one type per layer (" +
                                                    std::to_string(a.num_layers) + "), got " + std::to_string(types.size()));

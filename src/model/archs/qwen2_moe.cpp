@@ -4,7 +4,6 @@
 // Only uniform models: every layer MoE (or every layer dense); no sliding window.
 #include <algorithm>
 
-#include "io/config_json.hpp"
 #include "model/archs/relatives.hpp"
 #include "nnterp/error.hpp"
 
@@ -17,11 +16,7 @@ static ArchSpec qwen2_moe(const Config& c) {
                 "released Qwen1.5-MoE / Qwen2-MoE checkpoints use use_sliding_window: false");
   // HF: layer i is MoE iff i is not in mlp_only_layers and num_experts > 0 and (i+1) % step == 0.
   const int64_t experts = c.integer_or({"num_experts"}, 60), step = c.integer_or({"decoder_sparse_step"}, 1);
-  std::vector<int64_t> dense_only;
-  if (const auto* list = config_find(c, {"mlp_only_layers"})) {
-    if (!list->is_array()) throw Error(ErrorKind::Config, c.source(), "'mlp_only_layers' should be a list of layer indices");
-    for (const auto& v : *list) dense_only.push_back(v.get<int64_t>());
-  }
+  const std::vector<int64_t> dense_only = c.integers_or({"mlp_only_layers"}, {});
   int64_t moe_layers = 0;
   for (int64_t i = 0; i < a.num_layers; ++i)
     moe_layers += experts > 0 && step > 0 && (i + 1) % step == 0 &&
