@@ -81,6 +81,8 @@ TEST(Points, DocsListEveryPoint) {
     EXPECT_NE(text.find(std::string("`") + info.pattern + "`"), std::string::npos) << info.pattern;
     EXPECT_NE(text.find(info.trace_name), std::string::npos) << info.trace_name;
   }
+  for (const auto& info : weight_table())
+    EXPECT_NE(text.find(std::string("`") + info.pattern + "`"), std::string::npos) << info.pattern;
 }
 
 }  // namespace
