@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/name_patterns.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp {
@@ -43,10 +44,7 @@ bool PointInfo::per_layer() const { return std::strstr(pattern, "{i}") != nullpt
 const PointInfo& point_info(Point point) { return point_table().at(static_cast<size_t>(point)); }
 
 std::string PointId::name() const {
-  std::string pattern = point_info(point).pattern;
-  auto at = pattern.find("{i}");
-  if (at != std::string::npos) pattern.replace(at, 3, std::to_string(layer));
-  return pattern;
+  return expand_name_pattern(point_info(point).pattern, layer);
 }
 
 static int stage(const PointId& p) {

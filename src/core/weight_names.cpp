@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "core/name_patterns.hpp"
+
 namespace nnterp {
 
 const std::vector<WeightInfo>& weight_table() {
@@ -73,14 +75,7 @@ Weight bias_of(Weight weight) {
   return static_cast<Weight>(static_cast<int>(weight) + 1);
 }
 
-static std::string expand_weight_pattern(std::string pattern, int layer, int expert) {
-  for (auto [key, value] : {std::pair<const char*, int>{"{i}", layer}, {"{e}", expert}})
-    for (size_t at = pattern.find(key); at != std::string::npos; at = pattern.find(key))
-      pattern.replace(at, 3, std::to_string(value));
-  return pattern;
-}
-
-std::string WeightId::name() const { return expand_weight_pattern(weight_info(weight).pattern, layer, expert); }
+std::string WeightId::name() const { return expand_name_pattern(weight_info(weight).pattern, layer, expert); }
 
 std::string WeightId::module() const {
   const auto& info = weight_info(weight);

@@ -5,6 +5,7 @@
 #include <regex>
 #include <set>
 
+#include "core/name_patterns.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {
@@ -22,15 +23,6 @@ const torch::Tensor& Weights::get(const WeightId& id) const {
 torch::Tensor Weights::get_or_undefined(const WeightId& id) const {
   const auto* t = find(id);
   return t ? *t : torch::Tensor();
-}
-
-std::string expand_name(const std::string& pattern, int64_t layer, int64_t expert) {
-  std::string out = pattern;
-  for (auto [key, value] : {std::pair<const char*, int64_t>{"{i}", layer}, {"{e}", expert}}) {
-    for (size_t at = out.find(key); at != std::string::npos; at = out.find(key))
-      out.replace(at, 3, std::to_string(value));
-  }
-  return out;
 }
 
 namespace {
@@ -110,7 +102,7 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
     std::vector<std::string> names;
     std::vector<std::string> absent;
     for (const auto& part : source.parts) {
-      names.push_back(expand_name(part, id.layer, id.expert));
+      names.push_back(expand_name_pattern(part, id.layer, id.expert));
       for (const auto& [prefix, alias] : spec.prefix_aliases)
         if (!store.contains(names.back()) && names.back().rfind(prefix, 0) == 0 &&
             store.contains(alias + names.back().substr(prefix.size())))

@@ -26,9 +26,6 @@ class Weights {
   torch::Tensor get_or_undefined(const WeightId& id) const;
 };
 
-// Expands "{i}" / "{e}" in an HF name pattern.
-std::string expand_name(const std::string& pattern, int64_t layer, int64_t expert = -1);
-
 // Reads every standardized weight the spec maps: a Model-scoped weight once, a Layer-scoped one
 // per layer, an Expert-scoped one per layer and expert. Reports all missing tensors at once (each
 // with its HF and standardized name). A checkpoint tensor that nothing uses (and that
