@@ -70,6 +70,5 @@ Point parse_point_kind(const std::string& name) {
   throw Error(ErrorKind::InvalidArgument, "--point", "unknown point '" + name + "'", "one of: " + known);
 }
 
-StandardizedTransformer load_model(const std::string& name) { return StandardizedTransformer(name); }
 
 }  // namespace nnterp::cli

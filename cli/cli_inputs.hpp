@@ -42,6 +42,5 @@ void write_results(const std::string& path, const std::vector<std::pair<std::str
 Point parse_point_kind(const std::string& name);
 
 // Loads the model for a command (tokenizer included when the folder has one).
-StandardizedTransformer load_model(const std::string& name);
 
 }  // namespace nnterp::cli

@@ -12,23 +12,22 @@ namespace nnterp::cli {
 
 struct CollectCmd : CommonOptions {
   PromptSource source;
-  std::string layers, point = "layers.{i}.output", out_dir, out, dtype = "f32";
+  std::string layers, point = "layers.{i}.output", out_dir, out, save_dtype = "f32";
   int64_t idx = -1, batch_size = 32, shard_size = 0;
   double max_shard_mb = 256;
   bool overwrite = false, no_progress = false;
 };
 
-static torch::ScalarType parse_dtype(const std::string& s) {
-  if (s == "f32" || s == "float32") return torch::kFloat32;
-  if (s == "f16" || s == "float16") return torch::kFloat16;
-  if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
-  throw Error(ErrorKind::InvalidArgument, "--dtype", "unknown dtype '" + s + "'", "f32, f16 or bf16");
+// The saved dtype: any model dtype but auto (activations have no checkpoint dtype).
+static torch::ScalarType parse_save_dtype(const std::string& s) {
+  if (auto dtype = parse_dtype_option(s, "--save-dtype")) return *dtype;
+  throw Error(ErrorKind::InvalidArgument, "--save-dtype", "auto is not a dtype to save in", "float32, bfloat16 or float16");
 }
 
 static void run_collect(const CollectCmd& o) {
   if (o.out_dir.empty() && o.out.empty())
     throw Error(ErrorKind::InvalidArgument, "output", "nowhere to write the activations", "give --out-dir DIR (shards) or --out FILE.safetensors");
-  auto model = load_model(prepare(o));
+  auto model = load_model(o);
   auto prompts = resolve_prompts(o.source);
   CollectOptions co;
   co.layers = parse_layers(o.layers, model);
@@ -38,7 +37,7 @@ static void run_collect(const CollectCmd& o) {
   co.out_dir = o.out_dir;
   co.shard_size = o.shard_size;
   co.max_shard_bytes = static_cast<int64_t>(o.max_shard_mb * 1024 * 1024);
-  co.dtype = parse_dtype(o.dtype);
+  co.dtype = parse_save_dtype(o.save_dtype);
   co.overwrite = o.overwrite;
   co.progress = !o.no_progress;
   auto r = collect_token_activations(model, prompts, co);
@@ -86,7 +85,7 @@ static CommandRegistration collect_command(50, [](CLI::App& app) {
   cmd->add_option("--shard-size", o->shard_size, "prompts per shard (default: as many as fit in --max-shard-mb)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-shard-mb", o->max_shard_mb, "memory bound: the most MiB of activations held at once (default 256)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--dtype", o->dtype, "stored dtype: f32 (default), f16, bf16");
+  cmd->add_option("--save-dtype", o->save_dtype, "dtype the activations are saved in: f32 (default), f16, bf16");
   cmd->add_flag("--overwrite", o->overwrite, "replace a different collection already in --out-dir");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar (it is only drawn on a terminal anyway)");
   add_json_out_options(*cmd, *o, o->out, "print a JSON summary", "also save activations [layers, prompts, hidden] to one safetensors file");

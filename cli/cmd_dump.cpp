@@ -18,7 +18,7 @@ struct DumpOptions : CommonOptions {
 };
 
 static void run_dump(const DumpOptions& options) {
-  StandardizedTransformer model(prepare(options), LoadOptions{torch::kFloat32, false});
+  StandardizedTransformer model = load_model(options, /*validate=*/false);
   const TokenBatch inputs = io::read_token_inputs(options.inputs);
   ForwardInput in;
   in.input_ids = inputs.input_ids;

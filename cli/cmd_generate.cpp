@@ -85,7 +85,7 @@ static void run_generate(GenerateCommand& cmd) {
   if (prompt.empty() == cmd.inputs.empty())
     throw Error(ErrorKind::InvalidArgument, "generate", "give either a prompt or --inputs IN.safetensors",
                 "nnterp generate [MODEL] \"prompt\"  or  nnterp generate MODEL --inputs IN.safetensors --out OUT.safetensors");
-  StandardizedTransformer model(prepare(cmd.common));
+  StandardizedTransformer model = load_model(cmd.common);
   auto steering = parse_steering(cmd.steer, model);
   if (cmd.has_seed) cmd.generation.seed = cmd.seed;
   StepBody body;

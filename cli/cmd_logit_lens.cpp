@@ -18,7 +18,7 @@ struct LogitLensCmd : CommonOptions {
 };
 
 static void run_logit_lens(const LogitLensCmd& o) {
-  auto model = load_model(prepare(o));
+  auto model = load_model(o);
   auto prompts = resolve_prompts(o.source);
   LensOptions lo;
   lo.layers = parse_layers(o.layers, model);

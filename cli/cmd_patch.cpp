@@ -37,7 +37,7 @@ static int64_t answer_token(const StandardizedTransformer& model, const std::str
 }
 
 static void run_patch(const PatchCmd& o) {
-  auto model = load_model(prepare(o));
+  auto model = load_model(o);
   auto clean = resolve_prompts(o.clean, "clean prompts");
   TraceInput corrupted = std::vector<std::string>{};
   if (!o.corrupted.given() && !o.clean.inputs.empty()) {

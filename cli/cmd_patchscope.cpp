@@ -39,7 +39,7 @@ static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o) {
 }
 
 static void run_patchscope(const PatchscopeCmd& o) {
-  auto model = load_model(prepare(o));
+  auto model = load_model(o);
   auto sources = resolve_prompts(o.source, "source prompts");
   auto targets = cli_targets(o);
   if (!model.tokenizer() && targets.size() == 1 && targets[0].token_ids.empty())

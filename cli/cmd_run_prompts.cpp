@@ -24,7 +24,7 @@ struct RunPromptsCmd : CommonOptions {
 };
 
 static void run_run_prompts(const RunPromptsCmd& o) {
-  auto model = load_model(prepare(o));
+  auto model = load_model(o);
   const bool with_ids = !o.inputs.empty();
   auto prompts = read_target_prompts(o.prompts_file, model.tokenizer(), with_ids);
   if (prompts.empty()) throw Error(ErrorKind::InvalidArgument, o.prompts_file, "holds no prompt");

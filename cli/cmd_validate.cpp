@@ -13,9 +13,8 @@
 namespace nnterp::cli {
 
 static void run_validate(const CommonOptions& options) {
-  LoadOptions load;
-  load.validate = false;  // report the checks instead of failing on them
-  StandardizedTransformer model(prepare(options), load);
+  // Report the checks instead of failing on them.
+  StandardizedTransformer model = load_model(options, /*validate=*/false);
   auto report = validate_model(model);
   if (options.json) {
     nlohmann::json out = nlohmann::json::array();

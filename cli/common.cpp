@@ -19,6 +19,23 @@ void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_require
                              "default: the embedded toy model");
   if (model_required) opt->required();
   cmd.add_option("--threads", options.threads, "threads for the matmuls (default: every core)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--dtype", options.dtype,
+                 "weights and activations: float32 (default, as HF), bfloat16, float16, or auto (the checkpoint's own: "
+                 "its weights are used in place from the file)");
+  cmd.add_option("--device", options.device, "cpu (default), cuda or cuda:N (needs a CUDA build of libtorch)");
+}
+
+LoadOptions load_options(const CommonOptions& options, bool validate) {
+  LoadOptions load;
+  load.dtype = parse_dtype_option(options.dtype, "--dtype");
+  load.device = parse_device_option(options.device, "--device");
+  load.validate = validate;
+  return load;
+}
+
+StandardizedTransformer load_model(const CommonOptions& options, bool validate) {
+  const std::string name = prepare(options);
+  return StandardizedTransformer(name, load_options(options, validate));
 }
 
 void add_json_out_options(CLI::App& cmd, CommonOptions& options, std::string& out, const std::string& json_help,

@@ -13,13 +13,18 @@ namespace nnterp::cli {
 struct CommonOptions {
   std::string model;  // empty: the default model
   int threads = 0;    // 0: every core
+  std::string dtype = "float32", device = "cpu";
   bool json = false;
 };
 
-// Adds the positional MODEL (optional: the default model when omitted) and --threads.
+// Adds the positional MODEL (optional: the default model when omitted), --threads, --dtype, --device.
 void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_required = false);
 // Applies --threads (see threading.hpp) and returns the model name to load.
 std::string prepare(const CommonOptions& options);
+// --dtype and --device as LoadOptions (each bad value an error naming its flag).
+LoadOptions load_options(const CommonOptions& options, bool validate = true);
+// prepare() + load_options(): the model the command works on.
+StandardizedTransformer load_model(const CommonOptions& options, bool validate = true);
 // --json (print JSON: `json_help`) and --out FILE (save tensors to a safetensors file: `out_help`), the
 // output options of the commands that compute tensors.
 void add_json_out_options(CLI::App& cmd, CommonOptions& options, std::string& out, const std::string& json_help,

@@ -21,10 +21,42 @@ namespace nnterp {
 
 class Tokenizer;
 
+// The dtype of the weights and activations, with HF's `torch_dtype` meaning. kAutoDType is HF's
+// "auto": the checkpoint's own dtype (config.json's torch_dtype/dtype, else its first floating
+// tensor). float32 is the default, as in HF's from_pretrained: bf16/f16 checkpoints are converted
+// at load (twice their size in memory; a load that cannot fit is refused before it starts).
+// Weights stored in the chosen dtype are used in place from the memory-mapped file; see
+// docs/dtypes.md for what runs in which precision (on CPU the matmuls of a bf16/f16 model run in
+// float32 on float32-converted slices of the weights, rounded to the dtype: libtorch's CPU kernels
+// are 60x slower in bf16 and missing in f16).
+inline constexpr std::nullopt_t kAutoDType = std::nullopt;
+
 struct LoadOptions {
-  torch::ScalarType dtype = torch::kFloat32;  // compute dtype; F16/BF16 weights are converted
-  bool load_tokenizer = true;                 // when the folder has tokenizer.json
-  bool validate = true;                       // run validate_model() at load; throw if a check fails
+  std::optional<torch::ScalarType> dtype = torch::kFloat32;  // kFloat32, kBFloat16, kFloat16 or kAutoDType
+  torch::Device device = torch::kCPU;                         // cpu, cuda, cuda:N (a CUDA build of libtorch)
+  bool load_tokenizer = true;                                 // when the folder has tokenizer.json
+  bool validate = true;  // run validate_model() at load; throw if a check fails
+};
+
+// "auto", "float32" (also "fp32", "f32"), "bfloat16" ("bf16"), "float16" ("fp16", "f16", "half"),
+// as HF's torch_dtype strings and the CLI's --dtype; anything else is an Error naming `option`.
+std::optional<torch::ScalarType> parse_dtype_option(const std::string& text, const std::string& option = "dtype");
+// "cpu", "cuda", "cuda:N". Asking for CUDA from a CPU-only libtorch (Debian's), or for a GPU index
+// that does not exist, is an Error naming `option` and saying what to do.
+torch::Device parse_device_option(const std::string& text, const std::string& option = "device");
+// The HF spelling of a dtype: "float32", "bfloat16", "float16".
+std::string dtype_name(torch::ScalarType dtype);
+
+// What a load did, for `nnterp info` and the benchmarks.
+struct LoadReport {
+  std::map<std::string, int64_t> stored_bytes;  // checkpoint dtype ("BF16") → bytes of its tensors
+  torch::ScalarType dtype = torch::kFloat32;    // weights and activations
+  torch::ScalarType matmul_dtype = torch::kFloat32;  // what the matmuls compute in (see kAutoDType)
+  torch::Device device = torch::kCPU;
+  int64_t bytes_in_place = 0;  // weights used straight from the memory-mapped files
+  int64_t bytes_copied = 0;    // weights built in memory (converted, fused, re-ordered, moved to a GPU)
+  double load_seconds = 0;     // open + weights + tokenizer + validation
+  int64_t peak_rss_bytes = 0;  // the process's peak resident memory after the load (0 if unknown)
 };
 
 // A standardized module and the checkpoint tensors behind it (for `nnterp info`).
@@ -56,13 +88,16 @@ class LanguageModel {
   // The number of learned absolute positions (a hard limit on sequence length); nullopt when
   // positions are rotary, ALiBi or absent (those run beyond config.json's maximum, with a warning).
   std::optional<int64_t> learned_positions() const;
-  // The dtype of the weights and activations.
+  // The dtype of the weights and activations (LoadOptions::dtype resolved), and their device.
   torch::ScalarType dtype() const;
+  torch::Device device() const;
+  const LoadReport& load_report() const;
 
   // The standardized module tree: embed_tokens, layers.{i}.self_attn, layers.{i}.mlp, ln_final, lm_head.
   std::vector<ModuleInfo> modules() const;
 
-  // One forward pass; see ForwardInput. Logits [B, T, V].
+  // One forward pass; see ForwardInput. Logits [B, T, V], in dtype() on device() (inputs may be on
+  // any device: they are moved to the model's).
   // Inputs are checked (docs/bad_inputs.md): int64 [B, T] ids in [0, vocab), a bool/integer 0/1
   // mask with at least one 1 per row (left or right padding both work). Learned absolute positions
   // are a hard limit (Error); rotary/ALiBi models run beyond config.json's max_position_embeddings

@@ -53,6 +53,12 @@ class SafetensorsFile {
   // The tensor in its stored dtype. Zero-copy (a view of the mapping that keeps the file alive)
   // when the data is suitably aligned, otherwise a copy.
   torch::Tensor tensor(const std::string& name) const;
+  // Drops this process's resident pages of the tensor's data (the whole pages inside it), for a
+  // tensor that was copied into memory (converted, fused) and will not be read from the file
+  // again: without this a loaded model would count both the file's pages and the copy. Reading
+  // the tensor afterwards still works (the pages are read from the file again). No-op for a
+  // parse_buffer file.
+  void release(const std::string& name) const;
 
  private:
   SafetensorsFile() = default;
@@ -81,6 +87,11 @@ class WeightStore {
   // The tensor converted to `dtype` (F16/BF16/F64 → compute dtype); zero-copy if the stored
   // dtype is already `dtype`.
   torch::Tensor get(const std::string& name, torch::ScalarType dtype = torch::kFloat32) const;
+  // The tensor in its stored dtype (zero-copy when aligned).
+  torch::Tensor stored(const std::string& name) const;
+  void release(const std::string& name) const;  // see SafetensorsFile::release
+  // Bytes of every tensor, by stored dtype name ("BF16").
+  std::map<std::string, int64_t> bytes_by_dtype() const;
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
   std::string describe() const;  // the file's path, or "3 shards in <folder>"
 

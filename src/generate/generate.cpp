@@ -160,8 +160,9 @@ GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, co
     if (!logits.defined())
       throw Error(ErrorKind::InvalidArgument, "generation step " + std::to_string(step),
                   "the step body stopped the forward pass, so there are no logits to choose the next token from");
-    logits = logits.select(1, -1);
-    if (options.keep_logits) step_logits.push_back(logits.to(torch::kFloat32));
+    // As HF's generate: the next-token logits in float32, beside the ids (on the CPU).
+    logits = logits.select(1, -1).to(torch::kCPU, torch::kFloat32);
+    if (options.keep_logits) step_logits.push_back(logits);
     torch::Tensor next = choose_tokens(logits, ids, options, generator);
     if (options.stop_at_eos && !eos.empty()) next = torch::where(unfinished, next, torch::full_like(next, pad));
     ids = torch::cat({ids, next.unsqueeze(1)}, 1);

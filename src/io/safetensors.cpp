@@ -293,6 +293,15 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   return torch::from_blob(ptr, info->shape, [keep_alive](void*) {}, options);
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+  const TensorInfo* info = find(name);
+  if (!info || !map_) return;
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(data_ + info->begin), end = reinterpret_cast<uintptr_t>(data_ + info->end);
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages only:
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // neighbours keep theirs
+}
+
 // ---- WeightStore ---------------------------------------------------------------------------
 
 static std::vector<fs::path> single_safetensors_in(const fs::path& dir) {
@@ -401,10 +410,26 @@ const TensorInfo& WeightStore::info(const std::string& name) const {
   return *files_[it->second]->find(name);
 }
 
+torch::Tensor WeightStore::stored(const std::string& name) const {
+  info(name);  // the error for an unknown name
+  return files_[owner_.at(name)]->tensor(name);
+}
+
 torch::Tensor WeightStore::get(const std::string& name, torch::ScalarType dtype) const {
-  const TensorInfo& i = info(name);
-  auto t = files_[owner_.at(name)]->tensor(i.name);
+  auto t = stored(name);
   return t.scalar_type() == dtype ? t : t.to(dtype);
+}
+
+void WeightStore::release(const std::string& name) const {
+  auto it = owner_.find(name);
+  if (it != owner_.end()) files_[it->second]->release(name);
+}
+
+std::map<std::string, int64_t> WeightStore::bytes_by_dtype() const {
+  std::map<std::string, int64_t> out;
+  for (const auto& file : files_)
+    for (const auto& t : file->tensors()) out[dtype_name(t.dtype)] += static_cast<int64_t>(t.end - t.begin);
+  return out;
 }
 
 std::string WeightStore::describe() const {

@@ -25,9 +25,19 @@ enum class NormKind {
 struct NormSpec {
   NormKind kind = NormKind::RMSNorm;
   double eps = 1e-5;
+  // In bfloat16/float16 (no effect in float32): the weight (and bias) applied in float32 with one
+  // rounding at the end (OLMo2's RMSNorm, Cohere's LayerNorm), instead of Llama's
+  // `weight * normed.to(dtype)`. Gemma's (1 + w) norm always works so.
+  bool weight_in_float32 = false;
 };
 
-enum class Activation { GeluTanh, GeluExact, Silu, Relu };
+enum class Activation {
+  GeluTanh,  // the tanh approximation, one kernel (gelu_pytorch_tanh)
+  GeluNew,   // the same formula as HF's gelu_new spells it, op by op: in bf16/f16 each op rounds
+  GeluExact,
+  Silu,
+  Relu
+};
 
 // How a block combines its branches with the residual stream.
 enum class Residual {
@@ -73,6 +83,20 @@ enum class QkNorm {
   WholeProjection,  // over the whole q / k projection before the head split (OLMo2, OLMoE)
 };
 
+// Where rotary embeddings round in a bfloat16/float16 model.
+enum class RotaryPrecision {
+  InDtype,            // Llama: cos/sin rounded to the dtype, q·cos + rotate(q)·sin in the dtype
+  Float32Math,        // Cohere: cos/sin rounded to the dtype, the rotation in float32, one rounding
+  Float32,            // OLMo, OLMo2: float32 cos/sin and rotation, one rounding
+};
+
+// Where attention scores round in a bfloat16/float16 model.
+enum class ScoreRounding {
+  AfterMatmul,  // Llama: q·k in the dtype, then scale, softcap, masks
+  Never,        // GPT-J, CodeGen, GPT-Neo: q and k upcast, scores in float32 up to the softmax
+  AfterAlibi,   // Bloom: baddbmm(alibi, q, k, alpha = scale), one rounding of scale·q·k + alibi
+};
+
 struct AttentionSpec {
   int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
   double scale = 0;      // multiplies q·k; 0 means 1/sqrt(head_dim)
@@ -80,6 +104,10 @@ struct AttentionSpec {
   double clip_qkv = 0;   // OLMo: clamp q, k, v to [-c, c], 0 = off
   QkNorm qk_norm = QkNorm::None;
   NormSpec qk_norm_spec;
+  // Rounding in bfloat16/float16 (no effect in float32), from each HF modeling file:
+  RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
+  ScoreRounding score_rounding = ScoreRounding::AfterMatmul;
+  bool scale_query = false;  // OPT: q is scaled (and rounded) before q·k, not the scores after
 };
 
 enum class MlpKind {
@@ -105,6 +133,9 @@ struct MlpSpec {
 struct BranchQuirks {
   bool attn_output_includes_residual = false;  // Bloom
   bool mlp_output_includes_residual = false;   // Bloom, MPT
+  // Parallel blocks: (attn + mlp) + x (NeoX, Falcon, Phi, GPT-J, CodeGen) instead of
+  // (x + attn) + mlp (Cohere, StableLM). Additions round, so the order shows in bf16.
+  bool parallel_branches_summed_first = false;
 };
 
 // How a standardized weight is assembled from checkpoint tensors. HF names may contain "{i}"
@@ -158,6 +189,7 @@ struct ArchSpec {
   AlibiKind alibi = AlibiKind::Bloom;
 
   double embed_multiplier = 1.0;       // applied after the embedding module (Gemma sqrt(H), Granite)
+  bool embed_multiplier_rounded = false;  // Gemma: the multiplier is a tensor of the model's dtype (rounded)
   double embed_multiplier_inside = 1.0;  // applied inside it, so visible in embed.output (Gemma-3)
 
   AttentionSpec attn;

@@ -144,8 +144,8 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
 }
 
 Activation activation_from_name(const std::string& name, const std::string& source) {
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast" || name == "bloom_gelu" ||
-      name == "gelu_tanh")
+  if (name == "gelu_new") return Activation::GeluNew;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_fast" || name == "bloom_gelu" || name == "gelu_tanh")
     return Activation::GeluTanh;
   if (name == "gelu") return Activation::GeluExact;
   if (name == "silu" || name == "swish") return Activation::Silu;

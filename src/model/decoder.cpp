@@ -26,6 +26,8 @@ struct Decoder::PassState {
   torch::Tensor key_mask;  // bool [B, S]
   torch::Tensor position_ids;
   int64_t past = 0, T = 0;
+  torch::ScalarType dtype = torch::kFloat32;  // the model's
+  RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
   KVCache* cache = nullptr;
   std::map<int64_t, torch::Tensor> masks;  // window → additive mask
   std::vector<std::pair<const RotarySpec*, RotaryTables>> rotary;
@@ -39,7 +41,7 @@ struct Decoder::PassState {
   const RotaryTables& tables(const RotarySpec& spec) {
     for (const auto& [s, t] : rotary)
       if (*s == spec) return t;
-    rotary.emplace_back(&spec, rotary_tables(spec, position_ids));
+    rotary.emplace_back(&spec, rotary_tables(spec, position_ids, dtype, rotary_precision));
     return rotary.back().second;
   }
 };
@@ -121,10 +123,16 @@ void Decoder::check_weights() const {
 }
 
 torch::Tensor Decoder::unembed(const torch::Tensor& normed) const {
-  auto logits = at::linear(normed, head_w_, head_b_);
+  auto logits = dense(normed, head_w_, head_b_);
   if (spec_.logit_scale != 1.0) logits = logits * spec_.logit_scale;
-  if (spec_.final_softcap > 0) logits = torch::tanh(logits / spec_.final_softcap) * spec_.final_softcap;
+  if (spec_.final_softcap > 0)
+    logits = elementwise(logits / spec_.final_softcap, [](const torch::Tensor& t) { return torch::tanh(t); }) * spec_.final_softcap;
   return logits;
+}
+
+double Decoder::rounded_multiplier(double multiplier) const {
+  if (!spec_.embed_multiplier_rounded) return multiplier;
+  return torch::scalar_tensor(multiplier, torch::kFloat64).to(embed_w_.scalar_type()).item<double>();
 }
 
 torch::Tensor Decoder::project_on_vocab(const torch::Tensor& hidden) const { return unembed(final_norm_(hidden)); }
@@ -164,7 +172,8 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
     torch::Tensor m = mlp_branch(i, mlp_in, tap);
     tap(Point::MlpOutput, i, m);
     if (spec_.post_mlp_norm) m = L.post_mlp_norm(m);
-    return x + scaled(a) + scaled(m);
+    if (spec_.quirks.parallel_branches_summed_first) return (scaled(a) + scaled(m)) + x;
+    return (x + scaled(a)) + scaled(m);
   }
   torch::Tensor h = spec_.quirks.attn_output_includes_residual ? a : x + scaled(a);
   torch::Tensor mlp_in = spec_.pre_mlp_norm ? L.mlp_norm(h) : h;
@@ -238,14 +247,25 @@ void check_forward_input(const ForwardInput& in, int64_t past, int64_t vocab) {
                                                                 std::to_string(in.position_ids.min().item<int64_t>()));
 }
 
-torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const {
-  const int64_t past = in.cache ? in.cache->length() : 0;
-  check_forward_input(in, past, spec_.vocab);
+// The input's tensors on `device` (the model's); the checks run first, on the caller's tensors.
+static ForwardInput on_device(const ForwardInput& in, const torch::Device& device) {
+  ForwardInput out = in;
+  for (auto* t : {&out.input_ids, &out.attention_mask, &out.position_ids})
+    if (t->defined() && t->device() != device) *t = t->to(device);
+  return out;
+}
+
+torch::Tensor Decoder::forward(const ForwardInput& caller_input, PointHooks* hooks) const {
+  const int64_t past = caller_input.cache ? caller_input.cache->length() : 0;
+  check_forward_input(caller_input, past, spec_.vocab);
+  const ForwardInput in = on_device(caller_input, embed_w_.device());
   const auto& ids = in.input_ids;
   const int64_t B = ids.size(0), T = ids.size(1);
   PassState state;
   state.past = past;
   state.T = T;
+  state.dtype = embed_w_.scalar_type();
+  state.rotary_precision = spec_.attn.rotary_precision;
   state.key_mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kBool)
                                                : torch::ones({B, past + T}, torch::TensorOptions().dtype(torch::kBool).device(ids.device()));
   if (in.position_ids.defined()) {
@@ -275,9 +295,9 @@ torch::Tensor Decoder::forward(const ForwardInput& in, PointHooks* hooks) const 
   Tap tap(hooks);
   try {
     torch::Tensor x = at::embedding(embed_w_, ids);
-    if (spec_.embed_multiplier_inside != 1.0) x = x * spec_.embed_multiplier_inside;
+    if (spec_.embed_multiplier_inside != 1.0) x = x * rounded_multiplier(spec_.embed_multiplier_inside);
     tap(Point::Embed, -1, x);
-    if (spec_.embed_multiplier != 1.0) x = x * spec_.embed_multiplier;
+    if (spec_.embed_multiplier != 1.0) x = x * rounded_multiplier(spec_.embed_multiplier);
     if (spec_.positions == PositionKind::Learned)
       x = x + at::embedding(pos_w_, state.position_ids + spec_.learned_position_offset);
     if (spec_.embed_norm) x = embed_norm_(x);

@@ -37,6 +37,8 @@ class Decoder {
   struct PassState;  // per-forward tables (masks, rotary, ALiBi)
 
   void check_weights() const;
+  // An embedding multiplier, rounded to the model's dtype where HF rounds it (embed_multiplier_rounded).
+  double rounded_multiplier(double multiplier) const;
   torch::Tensor block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
   torch::Tensor mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const;
 

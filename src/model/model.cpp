@@ -1,6 +1,7 @@
 #include "nnterp/language_model.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 
 #include "core/tensor_text.hpp"
@@ -8,6 +9,7 @@
 #include "model/access.hpp"
 #include "model/decoder.hpp"
 #include "model/input_checks.hpp"
+#include "model/placement.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/hub.hpp"
 #include "nnterp/safetensors.hpp"
@@ -23,6 +25,7 @@ struct LanguageModel::Impl {
   std::unique_ptr<model::Decoder> decoder;
   std::unique_ptr<Tokenizer> tokenizer;
   std::optional<Config> generation_config;
+  LoadReport report;
   // Rotary / ALiBi models run past config.json's max_position_embeddings (they extrapolate) but
   // warn once on stderr; learned positions are a hard limit checked by the decoder.
   int64_t soft_position_limit = 0;
@@ -57,12 +60,24 @@ static bool has_tokenizer_files(const std::filesystem::path& dir) {
 
 LanguageModel::LanguageModel(const std::string& name, const LoadOptions& options)
     : impl_(std::make_unique<Impl>()) {
+  const auto started = std::chrono::steady_clock::now();
+  model::check_device(options.device);
   impl_->path = resolve_model(name);
   impl_->config = Config::load(impl_->path / "config.json");
   model::ArchSpec spec = model::arch_from_config(impl_->config);
   auto store = io::WeightStore::open(impl_->path);
-  auto weights = model::load_weights(spec, store, options.dtype);
+  const model::WeightPlacement placement(model::resolve_dtype(options.dtype, impl_->config, store), options.device);
+  model::check_memory_for(store, placement);
+  model::WeightLoadStats stats;
+  auto weights = model::load_weights(spec, store, placement, &stats);
   impl_->decoder = std::make_unique<model::Decoder>(std::move(spec), std::move(weights));
+  auto& report = impl_->report;
+  report.stored_bytes = store.bytes_by_dtype();
+  report.dtype = placement.dtype;
+  report.matmul_dtype = model::matmul_dtype(placement.dtype, placement.device);
+  report.device = placement.device;
+  report.bytes_in_place = stats.bytes_in_place;
+  report.bytes_copied = stats.bytes_copied;
   if (std::filesystem::exists(impl_->path / "generation_config.json"))
     impl_->generation_config = Config::load(impl_->path / "generation_config.json");
   if (spec_of(*this).positions != model::PositionKind::Learned) {
@@ -87,6 +102,8 @@ LanguageModel::LanguageModel(const std::string& name, const LoadOptions& options
       throw Error(ErrorKind::Unsupported, impl_->path.string(), "the model failed nnterp's load-time validation:" + report.failures(),
                   "run `nnterp validate` for the full table; LoadOptions::validate = false skips this check");
   }
+  report.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  report.peak_rss_bytes = model::peak_rss_bytes();
 }
 
 LanguageModel::~LanguageModel() = default;
@@ -160,9 +177,9 @@ TokenBatch LanguageModel::tokenize(const TraceInput& inputs) const {
 const model::Decoder& LanguageModelAccess::decoder(const LanguageModel& m) { return *m.impl_->decoder; }
 const model::ArchSpec& LanguageModelAccess::spec(const LanguageModel& m) { return m.impl_->decoder->spec(); }
 
-torch::ScalarType LanguageModel::dtype() const {
-  return LanguageModelAccess::decoder(*this).weights().get({Weight::Embed}).scalar_type();
-}
+torch::ScalarType LanguageModel::dtype() const { return impl_->report.dtype; }
+torch::Device LanguageModel::device() const { return impl_->report.device; }
+const LoadReport& LanguageModel::load_report() const { return impl_->report; }
 
 bool LanguageModel::has_router() const { return spec_of(*this).mlp.kind == model::MlpKind::MoE; }
 
@@ -222,8 +239,8 @@ torch::Tensor LanguageModel::project_on_vocab(const torch::Tensor& hidden) const
                     (hidden.defined() ? shape_text(hidden.sizes()) + " " + c10::toString(hidden.scalar_type())
                                       : std::string("an undefined tensor")),
                 "project a residual-stream tensor (a layer's input or output)");
-  const auto dtype = this->dtype();  // another float dtype is converted
-  return impl_->decoder->project_on_vocab(hidden.scalar_type() == dtype ? hidden : hidden.to(dtype));
+  // Another float dtype or device is converted to the model's.
+  return impl_->decoder->project_on_vocab(hidden.to(device(), dtype()));
 }
 
 }  // namespace nnterp

@@ -35,6 +35,16 @@ struct ZeroFirstKey : PointHooks {
   }
 };
 
+// The rounding unit of a dtype (2^-23 float32, 2^-7 bfloat16, 2^-10 float16): attention rows,
+// rounded to it element by element, sum to 1 within about half of it.
+double precision_of(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kBFloat16: return 1.0 / 128;
+    case torch::kFloat16: return 1.0 / 1024;
+    default: return 1.0 / (1 << 23);
+  }
+}
+
 std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, int64_t B, int64_t T) {
   switch (p.point) {
     case Point::Query: return {B, a.attn.num_heads, T, a.attn.head_dim};
@@ -71,6 +81,19 @@ ValidationReport validate_model(const LanguageModel& model) {
   }
   check("forward pass", true, "logits " + shape_text(logits.sizes()));
 
+  // Every activation is finite; the first that is not names where the numbers broke (a float16
+  // overflow past 65504 is the usual cause, as for Gemma in float16).
+  std::string first_bad;
+  for (const auto& [name, value] : recorder.records())
+    if (value.is_floating_point() && !torch::isfinite(value).all().item<bool>()) {
+      const bool inf = torch::isinf(value).any().item<bool>();
+      first_bad = name + " holds " + (inf ? "inf" : "NaN");
+      if (model.dtype() == torch::kFloat16 && inf) first_bad += " (a float16 overflow: its largest value is 65504; load in bfloat16 or float32)";
+      else if (model.dtype() == torch::kFloat16) first_bad += " (likely a float16 overflow upstream: load in bfloat16 or float32)";
+      break;
+    }
+  check("every activation is finite", first_bad.empty(), first_bad.empty() ? "yes" : "first non-finite point: " + first_bad);
+
   // Every point, with its documented shape.
   int points = 0;
   std::string shape_problems;
@@ -95,10 +118,13 @@ ValidationReport validate_model(const LanguageModel& model) {
   auto valid = mask.to(torch::kBool);
   for (int i = 0; i < spec.num_layers; ++i)
     if (const auto* probs = recorder.find(PointId{Point::AttnProbs, i}.name())) {
-      auto sums = probs->transpose(1, 2).index({valid}).sum(-1);
+      auto sums = probs->transpose(1, 2).index({valid}).to(torch::kFloat64).sum(-1);
       worst_row = std::max(worst_row, (sums - 1).abs().max().item<double>());
     }
-  check("attention rows sum to 1", worst_row < 1e-4, fmt::format("max |sum - 1| = {:.1e}", worst_row));
+  // 1e-4 in float32; the dtype's rounding unit in bfloat16 (7.8e-3) and float16 (9.8e-4).
+  const double row_tolerance = std::max(1e-4, precision_of(model.dtype()));
+  check("attention rows sum to 1", worst_row < row_tolerance,
+        fmt::format("max |sum - 1| = {:.1e} (tolerance {:.1e} in {})", worst_row, row_tolerance, dtype_name(model.dtype())));
 
   // The residual stream chains from layer to layer.
   bool chained = true;

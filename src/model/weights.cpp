@@ -90,11 +90,29 @@ std::string nearest_mapped(const std::string& name, const std::map<std::string, 
   return " (nearest mapped: " + nearest + " → " + used.at(nearest).name() + ")";
 }
 
+// float16 holds magnitudes up to 65504 only: a wider weight beyond it would become inf.
+void check_float16_range(const torch::Tensor& converted, const std::vector<std::string>& names, const io::WeightStore& store) {
+  if (torch::isfinite(converted).all().item<bool>()) return;
+  for (const auto& name : names) {
+  const auto stored = store.stored(name);
+  if (!torch::isfinite(stored).all().item<bool>()) continue;  // already inf/NaN: validation reports it
+  const double largest = stored.to(torch::kFloat64).abs().max().item<double>();
+  if (largest <= 65504) continue;
+  throw Error(ErrorKind::Unsupported, name,
+              "the weight does not fit float16: its largest magnitude is " + std::to_string(largest) +
+                  " (float16's is 65504), so it would become inf",
+              "load the model in bfloat16 or float32 (--dtype bfloat16)");
+  }
+}
+
 }  // namespace
 
-Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::ScalarType dtype) {
+Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const WeightPlacement& placement,
+                     WeightLoadStats* stats) {
   Weights out;
+  WeightLoadStats counted;
   std::map<std::string, WeightId> used;                  // HF name → the weight built from it
+  std::set<std::string> read_in_place, copied;           // HF names by how their weight was built
   std::vector<std::pair<WeightId, std::string>> missing;  // (weight, absent HF name)
   const int experts = spec.mlp.kind == MlpKind::MoE ? static_cast<int>(spec.mlp.moe.num_experts) : 0;
 
@@ -114,15 +132,36 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
       for (auto& n : absent) missing.emplace_back(id, n);
       return;
     }
-    std::vector<torch::Tensor> parts;
+    std::vector<torch::Tensor> parts;  // as stored: views of the memory-mapped files
     for (const auto& n : names) {
-      auto t = store.get(n, dtype);
-      if (source.transform == WeightTransform::Transpose && t.dim() == 2) t = t.t().contiguous();
-      parts.push_back(t);
+      parts.push_back(store.stored(n));
+      if (source.transform == WeightTransform::Transpose && parts.back().dim() == 2) parts.back() = parts.back().t();
       used.emplace(n, id);
     }
-    auto tensor = parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
-    out.tensors[id] = canonical_qkv(tensor, source.transform, spec.attn);
+    const bool in_place = parts.size() == 1 && parts[0].scalar_type() == placement.dtype && parts[0].is_contiguous() &&
+                          source.transform == WeightTransform::None && placement.device.is_cpu();
+    torch::Tensor tensor = parts[0];
+    if (!in_place) {
+      // One allocation in the model's dtype that each part is converted (and transposed) into:
+      // no per-part temporaries, which would stay in the heap after the load.
+      auto shape = parts[0].sizes().vec();
+      shape[0] = 0;
+      for (const auto& p : parts) shape[0] += p.dim() ? p.size(0) : 1;
+      tensor = torch::empty(parts[0].dim() ? shape : std::vector<int64_t>{}, torch::TensorOptions().dtype(placement.dtype));
+      int64_t row = 0;
+      for (const auto& p : parts) {
+        const int64_t n = p.dim() ? p.size(0) : 1;
+        (p.dim() ? tensor.narrow(0, row, n) : tensor).copy_(p);
+        row += n;
+      }
+      if (placement.dtype == torch::kFloat16 && parts[0].scalar_type() != torch::kFloat16)
+        check_float16_range(tensor, names, store);
+      tensor = canonical_qkv(tensor, source.transform, spec.attn);
+    }
+    if (!placement.device.is_cpu()) tensor = tensor.to(placement.device);
+    (in_place ? counted.bytes_in_place : counted.bytes_copied) += static_cast<int64_t>(tensor.nbytes());
+    (in_place ? read_in_place : copied).insert(names.begin(), names.end());
+    out.tensors[id] = tensor;
     out.sources[id] = names;
   };
 
@@ -157,6 +196,9 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::
                 std::to_string(missing.size()) + " tensor(s) that " + spec.name + " needs are absent:" + list,
                 "is this checkpoint really a '" + spec.name + "' model, complete and unconverted?");
   }
+  for (const auto& name : copied)
+    if (!read_in_place.count(name)) store.release(name);
+  if (stats) *stats = counted;
 
   // Every checkpoint tensor should be used: an unused one means a computation nnterp would skip.
   std::vector<std::regex> ignored;

@@ -26,12 +26,29 @@ class Weights {
   torch::Tensor get_or_undefined(const WeightId& id) const;
 };
 
+// Where the weights go: their dtype (the model's) and device.
+struct WeightPlacement {
+  WeightPlacement(torch::ScalarType dtype = torch::kFloat32, torch::Device device = torch::kCPU) : dtype(dtype), device(device) {}
+  torch::ScalarType dtype;
+  torch::Device device;
+};
+
+// Bytes of standardized weights used in place from the memory-mapped files, and built in memory.
+struct WeightLoadStats {
+  int64_t bytes_in_place = 0, bytes_copied = 0;
+};
+
 // Reads every standardized weight the spec maps: a Model-scoped weight once, a Layer-scoped one
 // per layer, an Expert-scoped one per layer and expert. Reports all missing tensors at once (each
 // with its HF and standardized name). A checkpoint tensor that nothing uses (and that
 // spec.ignored_weights does not list) is handled by spec.unused_tensors: an error by default (an
 // unused tensor means nnterp would silently run a different model), listing for each the nearest
 // mapped HF tensor and its standardized weight.
-Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, torch::ScalarType dtype);
+// A weight stored in `placement.dtype` that needs no transform (one part, no transpose or QKV
+// re-ordering) on the CPU is the memory-mapped tensor itself: no copy. The others are built in
+// memory, and the file pages of their sources are then released (WeightStore::release), so that
+// a fused QKV costs its size once, not twice.
+Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const WeightPlacement& placement,
+                     WeightLoadStats* stats = nullptr);
 
 }  // namespace nnterp::model

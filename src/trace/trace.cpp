@@ -210,7 +210,7 @@ torch::Tensor& Trace::at(const std::string& name) { return at(parse_point(name))
 torch::Tensor& Trace::token_embeddings() { return at(PointId{Point::Embed, -1}); }
 torch::Tensor& Trace::ln_final() { return at(PointId{Point::FinalNorm, -1}); }
 torch::Tensor& Trace::logits() { return at(PointId{Point::Logits, -1}); }
-torch::Tensor Trace::next_token_probs() { return torch::softmax(logits().select(1, -1), -1); }
+torch::Tensor Trace::next_token_probs() { return torch::softmax(logits().select(1, -1).to(torch::kFloat32), -1); }
 const torch::Tensor& Trace::input_ids() const { return engine_.input.input_ids; }
 const torch::Tensor& Trace::attention_mask() const { return engine_.input.attention_mask; }
 int Trace::num_layers() const { return static_cast<int>(engine_.model.num_layers()); }

@@ -3,8 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-
+#include "common/edited_fixture.hpp"
 #include "common/fixtures.hpp"
 #include "model/weights.hpp"
 #include "nnterp/error.hpp"
@@ -13,39 +12,6 @@ namespace nnterp::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A copy of a fixture folder whose config.json / weights a test may change.
-class EditedFixture {
- public:
-  explicit EditedFixture(const std::string& arch) {
-    dir_ = fs::temp_directory_path() / ("nnterp_unsupported_" + arch + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(dir_);
-    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(hf_fixture_dir() / arch / f, dir_ / f);
-    std::ifstream in(dir_ / "config.json");
-    config_ = nlohmann::json::parse(in);
-  }
-  ~EditedFixture() { fs::remove_all(dir_); }
-  nlohmann::json& config() { return config_; }
-  std::string path() {
-    std::ofstream(dir_ / "config.json") << config_.dump(2);
-    return dir_.string();
-  }
-  // Rewrites model.safetensors through `edit` (name → tensor map).
-  template <typename F>
-  void edit_weights(F edit) {
-    auto file = io::SafetensorsFile::open(dir_ / "model.safetensors");
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
-    for (const auto& t : file->tensors()) tensors.emplace_back(t.name, file->tensor(t.name).clone());
-    file.reset();
-    edit(tensors);
-    io::save_safetensors(dir_ / "model.safetensors", tensors);
-  }
-
- private:
-  static inline int counter_ = 0;
-  fs::path dir_;
-  nlohmann::json config_;
-};
 
 Error load_error(const std::string& path) {
   try {

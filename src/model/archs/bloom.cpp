@@ -20,6 +20,7 @@ static ArchSpec bloom(const Config& c) {
   a.embed_norm = true;
   a.positions = PositionKind::Alibi;
   a.alibi = AlibiKind::Bloom;
+  a.attn.score_rounding = ScoreRounding::AfterAlibi;  // alibi.baddbmm(q, k, alpha = 1/sqrt(hd))
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = Activation::GeluTanh;
   a.mlp.intermediate = 4 * a.hidden;

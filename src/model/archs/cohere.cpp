@@ -9,6 +9,8 @@ namespace nnterp::model {
 ArchSpec cohere_like(const Config& c, const std::string& name, const std::string& hf_class) {
   ArchSpec a = llama_like(c, name, hf_class);
   a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_eps"}, 1e-5)};
+  a.norm.weight_in_float32 = true;                           // CohereLayerNorm: weight.float() * x, one cast
+  a.attn.rotary_precision = RotaryPrecision::Float32Math;  // q.float(), k.float() rotated, then cast
   a.residual = Residual::Parallel;
   a.pre_mlp_norm = false;
   a.logit_scale = c.number_or({"logit_scale"}, 0.0625);

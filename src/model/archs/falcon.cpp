@@ -46,6 +46,7 @@ static ArchSpec falcon(const Config& c) {
   if (new_arch || parallel) {
     a.residual = Residual::Parallel;
     a.pre_mlp_norm = two_norms;
+    a.quirks.parallel_branches_summed_first = true;  // mlp_output + attention_output, then + residual
   }
   if (two_norms) {
     map_norm(w, Weight::AttnNorm, L + "ln_attn", true);

@@ -14,6 +14,7 @@ ArchSpec gemma(const Config& c) {
                 "nnterp implements causal language models only");
   a.norm.kind = NormKind::RMSNormPlusOne;
   a.embed_multiplier = std::sqrt(static_cast<double>(a.hidden));
+  a.embed_multiplier_rounded = true;  // torch.tensor(hidden**0.5, dtype=hidden_states.dtype)
   // As transformers 4.57's GemmaMLP: `hidden_act` wins (hub gemma-2b/7b configs also carry
   // `hidden_activation`, which only older transformers read); then `hidden_activation`.
   a.mlp.activation = activation_from_name(c.string_or({"hidden_act", "hidden_activation"}, "gelu_pytorch_tanh"), c.source());

@@ -34,6 +34,7 @@ static ArchSpec gpt_neo(const Config& c) {
   read_sizes(a, c, {{"hidden_size"}, {"num_layers", "num_hidden_layers"}, {"num_heads", "num_attention_heads"},
                     {"layer_norm_epsilon"}, {"max_position_embeddings"}});
   a.attn.scale = 1.0;
+  a.attn.score_rounding = ScoreRounding::Never;  // _attn upcasts q and k to float32
   a.positions = PositionKind::Learned;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());

@@ -12,6 +12,7 @@ static ArchSpec gpt_neox(const Config& c) {
   a.hf_class = "GPTNeoXForCausalLM";
   read_sizes(a, c, {{"hidden_size"}, {"num_hidden_layers"}, {"num_attention_heads"}, {"layer_norm_eps"}});
   a.residual = c.boolean_or({"use_parallel_residual"}, true) ? Residual::Parallel : Residual::Sequential;
+  a.quirks.parallel_branches_summed_first = true;  // mlp_output + attn_output + hidden_states
   a.positions = PositionKind::Rotary;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"hidden_act"}, "gelu"), c.source());

@@ -14,6 +14,8 @@ ArchSpec gptj(const Config& c) {
                     {"layer_norm_epsilon"}});
   a.residual = Residual::Parallel;
   a.pre_mlp_norm = false;
+  a.quirks.parallel_branches_summed_first = true;  // attn + feed_forward + residual
+  a.attn.score_rounding = ScoreRounding::Never;      // _attn upcasts q and k to float32
   a.positions = PositionKind::Rotary;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"activation_function"}, "gelu_new"), c.source());

@@ -12,6 +12,7 @@ static ArchSpec opt(const Config& c) {
   ArchSpec a;
   a.name = "opt";
   a.hf_class = "OPTForCausalLM";
+  a.attn.scale_query = true;  // q_proj(x) * scaling, rounded, then q·k
   read_sizes(a, c, {{"hidden_size"}, {"num_hidden_layers"}, {"num_attention_heads"}, {/* fixed 1e-5 */}, {"max_position_embeddings"}});
   auto unsupported = [&](const std::string& what, const std::string& hint) {
     throw Error(ErrorKind::Unsupported, c.source(), what + " is not supported", hint);

@@ -10,6 +10,7 @@ static ArchSpec phi(const Config& c) {
   ArchSpec a = llama_like(c, "phi", "PhiForCausalLM");
   a.norm = {NormKind::LayerNorm, c.number_or({"layer_norm_eps"}, 1e-5)};
   a.residual = Residual::Parallel;
+  a.quirks.parallel_branches_summed_first = true;  // attn_outputs + feed_forward_hidden_states + residual
   a.pre_mlp_norm = false;
   a.mlp.kind = MlpKind::Plain;
   a.mlp.activation = activation_from_name(c.string_or({"hidden_act"}, "gelu_new"), c.source());

@@ -15,7 +15,8 @@ torch::Tensor per_head_norm(const Norm& norm, QkNorm kind, const torch::Tensor& 
   if (kind == QkNorm::PerHead) return norm(x);
   // PerHeadSeparate: a LayerNorm over head_dim with a weight row (and bias row) per head.
   const int64_t n = x.size(2), hd = x.size(3);
-  auto y = at::layer_norm(x, {hd}, {}, {}, norm.eps) * norm.weight.view({n, hd});
+  auto y = elementwise(x, [&](const torch::Tensor& v) { return at::layer_norm(v, {hd}, {}, {}, norm.eps); }) *
+           norm.weight.view({n, hd});
   return norm.bias.defined() ? y + norm.bias.view({n, hd}) : y;
 }
 
@@ -25,8 +26,9 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
                         const AttentionContext& ctx, const Tap& tap) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = spec.num_heads, KV = spec.num_kv_heads, hd = spec.head_dim;
-  auto qkv = at::linear(x, w.qkv_w, w.qkv_b);
-  if (spec.clip_qkv > 0) qkv = qkv.clamp(-spec.clip_qkv, spec.clip_qkv);
+  auto qkv = dense(x, w.qkv_w, w.qkv_b);
+  if (spec.clip_qkv > 0)
+    qkv = elementwise(qkv, [&](const torch::Tensor& t) { return t.clamp(-spec.clip_qkv, spec.clip_qkv); });
   auto q = qkv.narrow(-1, 0, H * hd);
   auto k = qkv.narrow(-1, H * hd, KV * hd);
   auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
@@ -59,24 +61,33 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   // GQA / MQA: kv head j serves query heads j·g … j·g+g-1. Those g heads are folded into the rows
   // of one matmul against kv head j ([B, KV, g·T, ·]) instead of copying k and v g times.
   const int64_t g = H / KV;
+  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(hd));
+  if (spec.scale_query && scale != 1.0) q = q * scale;  // after the Query point: it stays q_proj's output
   auto fold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, KV, g * T, t.size(3)}); };
   auto unfold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, H, T, t.size(3)}); };
-  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(hd));
-  auto scores = unfold(torch::matmul(fold(q), k.transpose(-1, -2)));
+  // Scores in the dtype (rounded after the matmul), or in float32 up to a single rounding after
+  // the ALiBi bias (Bloom's baddbmm) or none at all (GPT-J: q and k upcast); see ScoreRounding.
+  const bool float32_scores = spec.score_rounding != ScoreRounding::AfterMatmul && q.scalar_type() != torch::kFloat32;
+  auto scores = float32_scores ? unfold(torch::matmul(fold(q).to(torch::kFloat32), k.transpose(-1, -2).to(torch::kFloat32)))
+                               : unfold(product(fold(q), k.transpose(-1, -2)));
   // scores is a fresh tensor: scale and biases go in place (same values, no [B,H,T,S] temporaries)
   // unless adding a float32 bias must promote a lower-precision score dtype.
   auto add_bias = [](torch::Tensor& s, const torch::Tensor& bias) {
     if (s.scalar_type() == bias.scalar_type()) s.add_(bias);
     else s = s + bias;
   };
-  if (scale != 1.0) scores.mul_(scale);
-  if (spec.softcap > 0) scores = torch::tanh(scores / spec.softcap) * spec.softcap;
-  if (ctx.alibi) add_bias(scores, *ctx.alibi);
+  if (scale != 1.0 && !spec.scale_query) scores.mul_(scale);
+  if (spec.softcap > 0) scores = elementwise(scores / spec.softcap, [](const torch::Tensor& t) { return torch::tanh(t); }) * spec.softcap;
+  if (ctx.alibi && float32_scores && spec.score_rounding == ScoreRounding::AfterAlibi) {
+    scores = (scores + ctx.alibi->to(q.scalar_type())).to(q.scalar_type());  // Bloom's alibi is in the dtype
+  } else if (ctx.alibi) {
+    add_bias(scores, *ctx.alibi);
+  }
   add_bias(scores, *ctx.mask);
   auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
-  auto context = unfold(torch::matmul(fold(probs), v)).transpose(1, 2).reshape({B, T, H * hd});
-  return at::linear(context, w.o_w, w.o_b);
+  auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * hd});
+  return dense(context, w.o_w, w.o_b);
 }
 
 }  // namespace nnterp::model

@@ -13,6 +13,23 @@
 
 namespace nnterp::model {
 
+// ---- kernels in the model's dtype (kernels.cpp) ------------------------------------------
+// The dtype the matmuls of a `dtype` model compute in on `device`: float32 for bf16/f16 on the CPU
+// (with inputs in the dtype and one rounding of the result to it), else `dtype` itself.
+torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& device);
+// x·wᵀ + b (a linear layer) and the batched matrix product a·b, with the numbers of a native
+// kernel in x's (a's) dtype (see matmul_dtype).
+torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {});
+torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b);
+// Whether libtorch has no element-wise kernels for x's dtype on x's device (f16 on the CPU).
+bool lacks_kernels(const torch::Tensor& x);
+// op(x), computed in float32 and rounded back to x's dtype where lacks_kernels(x): what a native
+// kernel computes (they work in float32 inside) where libtorch has none.
+template <class Op>
+torch::Tensor elementwise(const torch::Tensor& x, Op op) {
+  return lacks_kernels(x) ? op(x.to(torch::kFloat32)).to(x.scalar_type()) : op(x);
+}
+
 // Calls the hooks at a point and checks that a write kept the shape and dtype.
 class Tap {
  public:
@@ -30,6 +47,7 @@ class Tap {
 struct Norm {
   NormKind kind = NormKind::RMSNorm;
   double eps = 1e-5;
+  bool weight_in_float32 = false;  // NormSpec::weight_in_float32
   torch::Tensor weight, bias;  // undefined when absent
   torch::Tensor operator()(const torch::Tensor& x) const;
 };
@@ -39,13 +57,16 @@ Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec)
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
 
-// cos/sin for one rotary spec at the given positions: [B, 1, T, dim].
+// cos/sin for one rotary spec at the given positions: [B, 1, T, dim], computed in float32 and
 struct RotaryTables {
   torch::Tensor cos, sin;
   int64_t dim = 0;
   RotaryLayout layout = RotaryLayout::Half;
+  bool float32_math = false;  // rotate in float32 and round once (RotaryPrecision)
 };
-RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids);
+// rounded to `dtype` (the model's) unless `precision` keeps them in float32.
+RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids, torch::ScalarType dtype,
+                           RotaryPrecision precision = RotaryPrecision::InDtype);
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& tables);  // x: [B, h, T, hd]
 
 // Additive attention mask [B, 1, T, S]: 0 where query i (absolute index past+i) may see key j,

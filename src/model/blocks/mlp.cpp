@@ -3,17 +3,17 @@
 namespace nnterp::model {
 
 torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x) {
-  if (kind == MlpKind::Plain) return at::linear(activate(at::linear(x, w.up_w, w.up_b), activation), w.down_w, w.down_b);
-  auto gate_up = at::linear(x, w.gate_up_w, w.gate_up_b);
+  if (kind == MlpKind::Plain) return dense(activate(dense(x, w.up_w, w.up_b), activation), w.down_w, w.down_b);
+  auto gate_up = dense(x, w.gate_up_w, w.gate_up_b);
   const int64_t inter = gate_up.size(-1) / 2;
   auto hidden = activate(gate_up.narrow(-1, 0, inter), activation) * gate_up.narrow(-1, inter, inter);
-  return at::linear(hidden, w.down_w, w.down_b);
+  return dense(hidden, w.down_w, w.down_b);
 }
 
 torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor& x, const Tap& tap, int layer) {
   const auto shape = x.sizes().vec();
   auto tokens = x.reshape({-1, x.size(-1)});  // [N, H]
-  auto router_logits = at::linear(tokens, w.router_w);
+  auto router_logits = dense(tokens, w.router_w);
   tap(Point::RouterLogits, layer, router_logits);
   auto routing = torch::softmax(router_logits, -1, torch::kFloat32);
   auto [top_weights, top_experts] = routing.topk(spec.moe.top_k, -1);
@@ -40,7 +40,8 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
   }
   if (spec.moe.shared_expert) {
     auto shared = mlp(MlpKind::Gated, spec.activation, w.shared, tokens);
-    out = out + torch::sigmoid(at::linear(tokens, w.shared_gate_w)) * shared;
+    auto gate = elementwise(dense(tokens, w.shared_gate_w), [](const torch::Tensor& t) { return torch::sigmoid(t); });
+    out = out + gate * shared;
   }
   return out.view(shape);
 }

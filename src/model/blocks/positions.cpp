@@ -44,18 +44,23 @@ torch::Tensor rotate(const torch::Tensor& x, RotaryLayout layout) {
 
 }  // namespace
 
-RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids) {
+RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids, torch::ScalarType dtype,
+                           RotaryPrecision precision) {
   auto inv_freq = inverse_frequencies(spec).to(position_ids.device());
   auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B, T, dim/2]
   auto angles = spec.layout == RotaryLayout::Half ? torch::cat({freqs, freqs}, -1)
                                                   : torch::repeat_interleave(freqs, 2, -1);
-  return RotaryTables{angles.cos().unsqueeze(1), angles.sin().unsqueeze(1), spec.dim, spec.layout};
+  // Computed in float32 and rounded to the model's dtype, as HF's rotary modules return them.
+  const auto table_dtype = precision == RotaryPrecision::Float32 ? torch::kFloat32 : dtype;
+  return RotaryTables{angles.cos().unsqueeze(1).to(table_dtype), angles.sin().unsqueeze(1).to(table_dtype), spec.dim,
+                      spec.layout, precision != RotaryPrecision::InDtype};
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& t) {
   const int64_t hd = x.size(-1);
   auto rot = t.dim == hd ? x : x.narrow(-1, 0, t.dim);
-  auto rotated = (rot.to(torch::kFloat32) * t.cos + rotate(rot.to(torch::kFloat32), t.layout) * t.sin).to(x.scalar_type());
+  auto rotate_in = [&](const torch::Tensor& r) { return r * t.cos + rotate(r, t.layout) * t.sin; };
+  auto rotated = t.float32_math ? rotate_in(rot.to(torch::kFloat32)).to(x.scalar_type()) : rotate_in(rot);
   return t.dim == hd ? rotated : torch::cat({rotated, x.narrow(-1, t.dim, hd - t.dim)}, -1);
 }
 
