@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "gpt2_small.hpp"
+#include "machine_limits.hpp"
 #include "nnterp/model.hpp"
 #include "nnterp/safetensors.hpp"
 #include "nnterp/threading.hpp"
@@ -38,24 +39,6 @@ namespace {
 
 using namespace nnterp::bench;  // kLayers, kHidden, kHeads, kVocab, kPositions, kInner
 constexpr int64_t kHeadDim = kHidden / kHeads;
-
-using Clock = std::chrono::steady_clock;
-
-struct Timing {
-  double best = 0, median = 0;  // seconds
-};
-
-Timing time_it(const std::function<void()>& fn, int reps, int warmup = 2) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto start = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return {t.front(), t[t.size() / 2]};
-}
 
 void set_blas_threads(int n) {
   using SetThreads = void (*)(int);
@@ -79,21 +62,6 @@ double forward_gflop(int64_t B, int64_t T, bool last_only) {
   const double attn = 2.0 * 2.0 * B * kHeads * double(T) * T * kHeadDim * kLayers;
   const double head = 2.0 * (last_only ? B : N) * kHidden * kVocab;
   return (2.0 * P * N + attn + head) / 1e9;
-}
-
-// Best sgemm GFLOP/s of torch::mm over square float32 sizes, with the current thread settings.
-double sgemm_gflops(int reps, int64_t* best_n = nullptr) {
-  double best = 0;
-  for (int64_t n : {1024, 2048}) {
-    auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
-    auto t = time_it([&] { torch::mm_out(c, a, b); }, reps, 1);
-    double g = 2.0 * n * n * n / t.best / 1e9;
-    if (g > best) {
-      best = g;
-      if (best_n) *best_n = n;
-    }
-  }
-  return best;
 }
 
 struct Case {
@@ -227,11 +195,11 @@ int main(int argc, char** argv) {
     run_ops(reps);
     return 0;
   }
-  auto start = Clock::now();
+  auto start = std::chrono::steady_clock::now();
   fs::path dir = write_checkpoint();
-  auto written = Clock::now();
+  auto written = std::chrono::steady_clock::now();
   nnterp::StandardizedTransformer model(dir.string());
-  auto loaded = Clock::now();
+  auto loaded = std::chrono::steady_clock::now();
   fmt::print("GPT-2-small shape: {} layers, hidden {}, {} heads, vocab {}; checkpoint written in {:.1f} s, loaded in {:.2f} s\n\n",
              model.num_layers(), model.hidden_size(), model.num_heads(), model.vocab_size(),
              std::chrono::duration<double>(written - start).count(), std::chrono::duration<double>(loaded - written).count());

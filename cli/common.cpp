@@ -19,10 +19,13 @@ void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_require
                              "default: the embedded toy model");
   if (model_required) opt->required();
   cmd.add_option("--threads", options.threads, "threads for the matmuls (default: every core)")->check(CLI::NonNegativeNumber);
+  // Checked as they are parsed, so that a bad value is the first error, whatever else is missing.
   cmd.add_option("--dtype", options.dtype,
                  "weights and activations: float32 (default, as HF), bfloat16, float16, or auto (the checkpoint's own: "
-                 "its weights are used in place from the file)");
-  cmd.add_option("--device", options.device, "cpu (default), cuda or cuda:N (needs a CUDA build of libtorch)");
+                 "its weights are used in place from the file)")
+      ->each([](const std::string& v) { parse_dtype_option(v, "--dtype"); });
+  cmd.add_option("--device", options.device, "cpu (default), cuda or cuda:N (needs a CUDA build of libtorch)")
+      ->each([](const std::string& v) { parse_device_option(v, "--device"); });
 }
 
 LoadOptions load_options(const CommonOptions& options, bool validate) {

@@ -18,6 +18,22 @@ void expect_shape(const WeightId& id, const torch::Tensor& t, std::vector<int64_
                 "config.json and the checkpoint disagree");
 }
 
+// Row blocks have the shape of their fused weight: the rows summed, the columns of each.
+void expect_shape(const WeightId& id, const RowBlocks& blocks, std::vector<int64_t> expected, const std::string& why) {
+  if (blocks.empty()) return;
+  if (blocks.size() == 1) return expect_shape(id, blocks[0], expected, why);
+  std::vector<int64_t> shape{0, blocks[0].dim() == 2 ? blocks[0].size(1) : -1};
+  std::string parts;
+  for (const auto& b : blocks) {
+    shape[0] += b.dim() == 2 ? b.size(0) : 0;
+    if (b.dim() != 2 || b.size(1) != shape[1]) shape[1] = -1;
+    parts += (parts.empty() ? "" : " + ") + shape_text(b.sizes());
+  }
+  if (shape != expected)
+    throw Error(ErrorKind::Shape, id.name(), "expected shape " + shape_text(expected) + " (" + why + "), got " + parts,
+                "config.json and the checkpoint disagree");
+}
+
 }  // namespace
 
 // Tables shared by every layer of one forward pass, built once per pass (or per distinct layer
@@ -62,7 +78,7 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, Weight::MlpNorm, i, spec_.norm);
     if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, Weight::PostAttnNorm, i, spec_.norm);
     if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, Weight::PostMlpNorm, i, spec_.norm);
-    L.attn.qkv_w = get(Weight::Qkv);
+    L.attn.qkv_w = w.rows({Weight::Qkv, i});
     L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
     L.attn.o_w = get(Weight::O);
     L.attn.o_b = get_or_undefined(Weight::OBias);
@@ -74,19 +90,19 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
       L.moe.router_w = get(Weight::Router);
       for (int e = 0; e < spec_.mlp.moe.num_experts; ++e) {
         MlpWeights expert;
-        expert.gate_up_w = w.get({Weight::ExpertGateUp, i, e});
+        expert.gate_up_w = w.rows({Weight::ExpertGateUp, i, e});
         expert.down_w = w.get({Weight::ExpertDown, i, e});
         L.moe.experts.push_back(std::move(expert));
       }
       if (spec_.mlp.moe.shared_expert) {
-        L.moe.shared.gate_up_w = get(Weight::SharedGateUp);
+        L.moe.shared.gate_up_w = w.rows({Weight::SharedGateUp, i});
         L.moe.shared.down_w = get(Weight::SharedDown);
         L.moe.shared_gate_w = get(Weight::SharedGate);
       }
     } else {
       L.mlp.up_w = get_or_undefined(Weight::Up);
       L.mlp.up_b = get_or_undefined(Weight::UpBias);
-      L.mlp.gate_up_w = get_or_undefined(Weight::GateUp);
+      L.mlp.gate_up_w = w.rows_or_empty({Weight::GateUp, i});
       L.mlp.gate_up_b = get_or_undefined(Weight::GateUpBias);
       L.mlp.down_w = get(Weight::Down);
       L.mlp.down_b = get_or_undefined(Weight::DownBias);

@@ -25,6 +25,18 @@ torch::Tensor Weights::get_or_undefined(const WeightId& id) const {
   return t ? *t : torch::Tensor();
 }
 
+RowBlocks Weights::rows_or_empty(const WeightId& id) const {
+  if (const auto* t = find(id)) return {*t};
+  auto it = row_blocks.find(id);
+  return it == row_blocks.end() ? RowBlocks{} : it->second;
+}
+
+RowBlocks Weights::rows(const WeightId& id) const {
+  auto blocks = rows_or_empty(id);
+  if (blocks.empty()) throw Error(ErrorKind::MissingWeight, id.name(), "the standardized weight was not loaded");
+  return blocks;
+}
+
 namespace {
 
 // Re-orders fused QKV rows into the canonical [q (heads·hd) | k (kv·hd) | v (kv·hd)].
@@ -112,7 +124,6 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
   Weights out;
   WeightLoadStats counted;
   std::map<std::string, WeightId> used;                  // HF name → the weight built from it
-  std::set<std::string> read_in_place, copied;           // HF names by how their weight was built
   std::vector<std::pair<WeightId, std::string>> missing;  // (weight, absent HF name)
   const int experts = spec.mlp.kind == MlpKind::MoE ? static_cast<int>(spec.mlp.moe.num_experts) : 0;
 
@@ -138,8 +149,12 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
       if (source.transform == WeightTransform::Transpose && parts.back().dim() == 2) parts.back() = parts.back().t();
       used.emplace(n, id);
     }
-    const bool in_place = parts.size() == 1 && parts[0].scalar_type() == placement.dtype && parts[0].is_contiguous() &&
-                          source.transform == WeightTransform::None && placement.device.is_cpu();
+    bool stored_as_needed = placement.device.is_cpu() &&
+                            (source.transform == WeightTransform::None || source.transform == WeightTransform::Transpose);
+    for (const auto& p : parts) stored_as_needed = stored_as_needed && p.scalar_type() == placement.dtype;
+    // Several 2-D parts: kept as row blocks (a fused copy of q|k|v or gate|up would double them).
+    const bool blocks = stored_as_needed && parts.size() > 1 && parts[0].dim() == 2 && source.transform == WeightTransform::None;
+    const bool in_place = blocks || (stored_as_needed && parts.size() == 1);
     torch::Tensor tensor = parts[0];
     if (!in_place) {
       // One allocation in the model's dtype that each part is converted (and transposed) into:
@@ -159,9 +174,15 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
       tensor = canonical_qkv(tensor, source.transform, spec.attn);
     }
     if (!placement.device.is_cpu()) tensor = tensor.to(placement.device);
-    (in_place ? counted.bytes_in_place : counted.bytes_copied) += static_cast<int64_t>(tensor.nbytes());
-    (in_place ? read_in_place : copied).insert(names.begin(), names.end());
-    out.tensors[id] = tensor;
+    int64_t bytes = 0;
+    for (const auto& p : blocks ? parts : std::vector<torch::Tensor>{tensor}) bytes += static_cast<int64_t>(p.nbytes());
+    (in_place ? counted.bytes_in_place : counted.bytes_copied) += bytes;
+    // A copied source's file pages are dropped at once, so that the peak stays near the model's
+    // size (a later in-place use of the same tensor would read its pages back from the file).
+    if (!in_place)
+      for (const auto& n : names) store.release(n);
+    if (blocks) out.row_blocks[id] = parts;
+    else out.tensors[id] = tensor;
     out.sources[id] = names;
   };
 
@@ -196,8 +217,6 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
                 std::to_string(missing.size()) + " tensor(s) that " + spec.name + " needs are absent:" + list,
                 "is this checkpoint really a '" + spec.name + "' model, complete and unconverted?");
   }
-  for (const auto& name : copied)
-    if (!read_in_place.count(name)) store.release(name);
   if (stats) *stats = counted;
 
   // Every checkpoint tensor should be used: an unused one means a computation nnterp would skip.

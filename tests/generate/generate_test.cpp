@@ -13,7 +13,7 @@ class Generation : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     fx = std::make_unique<Fixture>(GetParam());
-    model = std::make_unique<StandardizedTransformer>(fx->dir.string());
+    model = std::make_unique<StandardizedTransformer>(fx->dir.string(), fixture_load_options());
     new_tokens = fx->tensor("generated_ids").size(1) - fx->input_ids.size(1);
   }
   TokenBatch batch() const { return TokenBatch{fx->input_ids, fx->attention_mask}; }
@@ -55,7 +55,7 @@ class GenerationSemantics : public ::testing::Test {
  protected:
   void SetUp() override {
     fx = std::make_unique<Fixture>("llama");
-    model = std::make_unique<StandardizedTransformer>(fx->dir.string());
+    model = std::make_unique<StandardizedTransformer>(fx->dir.string(), fixture_load_options());
     torch::manual_seed(3);
     vector = torch::randn({model->hidden_size()}) * 4.0;
   }

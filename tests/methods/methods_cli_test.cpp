@@ -161,6 +161,31 @@ TEST_F(MethodsCli, PatchWithInputsAndWithPrompts) {
 
 // ---- usage and input errors: exit code 2 for usage, 1 for bad input, and a message saying what ----
 
+TEST_F(MethodsCli, DtypeAndDeviceOnEveryCommandThatLoadsAModel) {
+  // The same bf16 logit lens from the CLI and from the library.
+  TempDir tmp("cli_dtype");
+  auto out = (tmp.path / "lens.safetensors").string();
+  auto r = nnterp_cli("logit-lens " + llama + " --inputs " + inputs + " --dtype bf16 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  LoadOptions options;
+  options.dtype = torch::kBFloat16;
+  StandardizedTransformer model(llama, options);
+  Fixture fx("llama");
+  EXPECT_TRUE(close(io::SafetensorsFile::open(out)->tensor("probs"), logit_lens(model, TokenBatch{fx.input_ids, fx.attention_mask})));
+  // info reports what the load did.
+  auto info = json_of(nnterp_cli("info " + llama + " --dtype auto --json"));
+  EXPECT_EQ(info["memory"]["dtype"], "float32");  // the fixture's own dtype
+  EXPECT_EQ(info["memory"]["device"], "cpu");
+  EXPECT_GT(info["memory"]["bytes_in_place"].get<int64_t>(), 0);
+  for (const char* command : {"info", "validate", "logit-lens", "collect", "run-prompts", "patchscope", "patch", "dump", "generate"}) {
+    auto bad = nnterp_cli(std::string(command) + " " + llama + " --dtype bf17");
+    EXPECT_EQ(bad.code, 1) << command << ": " << bad.out;
+    EXPECT_NE(bad.out.find("invalid argument in --dtype: unknown dtype 'bf17'"), std::string::npos) << command << ": " << bad.out;
+    auto device = nnterp_cli(std::string(command) + " " + llama + " --device tpu");
+    EXPECT_NE(device.out.find("--device: unknown device 'tpu'"), std::string::npos) << command << ": " << device.out;
+  }
+}
+
 TEST_F(MethodsCli, UnknownCommandSuggestsTheNearestAndListsThemAll) {
   auto r = nnterp_cli("genrate \"hello\"");
   EXPECT_EQ(r.code, 2) << r.out;

@@ -18,7 +18,10 @@ namespace nnterp::model {
 // (with inputs in the dtype and one rounding of the result to it), else `dtype` itself.
 torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& device);
 // x·wᵀ + b (a linear layer) and the batched matrix product a·b, with the numbers of a native
-// kernel in x's (a's) dtype (see matmul_dtype).
+// kernel in x's (a's) dtype (see matmul_dtype). A RowBlocks weight is the row blocks of one
+// projection kept apart (q | k | v, gate | up used in place from the file, Weights::row_blocks):
+// the output is the blocks' outputs side by side, the same numbers as the fused weight's.
+torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b = {});
 torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {});
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b);
 // Whether libtorch has no element-wise kernels for x's dtype on x's device (f16 on the CPU).
@@ -76,7 +79,8 @@ torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, 
 torch::Tensor alibi_bias(AlibiKind kind, int64_t heads, const torch::Tensor& key_mask);
 
 struct AttentionWeights {
-  torch::Tensor qkv_w, qkv_b, o_w, o_b;
+  RowBlocks qkv_w;
+  torch::Tensor qkv_b, o_w, o_b;
   Norm q_norm, k_norm;
 };
 // What one attention call needs besides its weights.
@@ -92,7 +96,8 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
                         const AttentionContext& ctx, const Tap& tap);
 
 struct MlpWeights {
-  torch::Tensor up_w, up_b, gate_up_w, gate_up_b, down_w, down_b;
+  RowBlocks gate_up_w;  // empty for a plain MLP
+  torch::Tensor up_w, up_b, gate_up_b, down_w, down_b;
 };
 torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x);
 

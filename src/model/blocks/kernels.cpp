@@ -24,25 +24,46 @@ torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& dev
   return device.is_cpu() && reduced(dtype) ? torch::kFloat32 : dtype;
 }
 
-torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  if (matmul_dtype(w.scalar_type(), w.device()) == w.scalar_type()) return at::linear(x, w, b);
+// x2 [M, K] (float32) · wᵀ for a bf16/f16 weight w [N, K], in float32, converting w a slice at a time.
+static torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
   const int64_t N = w.size(0), K = w.size(1);
-  auto x2 = x.reshape({-1, K}).to(torch::kFloat32);
-  torch::Tensor out;
   const int64_t rows = std::max<int64_t>(64, kSliceElements / std::max<int64_t>(K, 1));
-  if (rows >= N) {
-    out = at::mm(x2, w.to(torch::kFloat32).t());
+  if (rows >= N) return at::mm(x2, w.to(torch::kFloat32).t());
+  auto out = torch::empty({x2.size(0), N}, x2.options());
+  for (int64_t r = 0; r < N; r += rows) {
+    const int64_t n = std::min(rows, N - r);
+    out.narrow(1, r, n).copy_(at::mm(x2, w.narrow(0, r, n).to(torch::kFloat32).t()));
+  }
+  return out;
+}
+
+torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b) {
+  const bool native = matmul_dtype(w[0].scalar_type(), w[0].device()) == w[0].scalar_type();
+  if (native && w.size() == 1) return at::linear(x, w[0], b);
+  const int64_t K = w[0].size(1);
+  torch::Tensor out;
+  if (native) {
+    std::vector<torch::Tensor> outputs;
+    for (const auto& block : w) outputs.push_back(at::linear(x, block));
+    out = torch::cat(outputs, -1);
+    return b.defined() ? out.add_(b) : out;
+  }
+  auto x2 = x.reshape({-1, K}).to(torch::kFloat32);
+  if (w.size() == 1) {
+    out = float32_product(x2, w[0]);
   } else {
-    out = torch::empty({x2.size(0), N}, x2.options());
-    for (int64_t r = 0; r < N; r += rows) {
-      const int64_t n = std::min(rows, N - r);
-      out.narrow(1, r, n).copy_(at::mm(x2, w.narrow(0, r, n).to(torch::kFloat32).t()));
-    }
+    std::vector<torch::Tensor> outputs;
+    for (const auto& block : w) outputs.push_back(float32_product(x2, block));
+    out = torch::cat(outputs, -1);
   }
   if (b.defined()) out.add_(b.to(torch::kFloat32));  // before the one rounding, as a fused GEMM epilogue
   auto shape = x.sizes().vec();
-  shape.back() = N;
+  shape.back() = out.size(-1);
   return out.to(x.scalar_type()).view(shape);
+}
+
+torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return dense(x, RowBlocks{w}, b);
 }
 
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b) {

@@ -9,7 +9,9 @@ namespace nnterp::model {
 void Tap::call(Point point, int layer, torch::Tensor& value) const {
   const auto sizes = value.sizes().vec();
   const auto dtype = value.scalar_type();
+  const auto device = value.device();
   hooks_->at(PointId{point, point_info(point).per_layer() ? layer : -1}, value);
+  if (value.defined() && value.device() != device) value = value.to(device);  // a CPU tensor written into a GPU model
   if (!value.defined() || value.sizes().vec() != sizes || value.scalar_type() != dtype) {
     throw Error(ErrorKind::Shape, PointId{point, point_info(point).per_layer() ? layer : -1}.name(),
                 "a write must keep shape " + shape_text(sizes) + " and dtype " + c10::toString(dtype) +
