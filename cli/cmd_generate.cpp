@@ -134,7 +134,7 @@ static CommandRegistration generate_command(35, [](CLI::App& app) {
   auto cmd = std::make_shared<GenerateCommand>();
   auto* sub = app.add_subcommand("generate", "generate text (greedy or sampled), optionally steered, streaming to stdout");
   sub->add_option("model_and_prompt", cmd->positionals, "[MODEL] PROMPT (MODEL defaults to the embedded model)")->expected(0, 2);
-  sub->add_option("--threads", cmd->common.threads, "threads for the matmuls (default: every core)");
+  add_load_options(*sub, cmd->common);
   sub->add_option("--inputs", cmd->inputs, "pre-tokenized prompts: safetensors with int64 input_ids + attention_mask")->check(CLI::ExistingFile);
   sub->add_option("--out", cmd->out, "write generated_ids [B, T+N] and attention_mask to this safetensors file");
   sub->add_option("--max-new-tokens", cmd->generation.max_new_tokens, "tokens to generate, at least 1 (default 20)")->check(CLI::PositiveNumber);

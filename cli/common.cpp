@@ -18,6 +18,10 @@ void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_require
                              "model folder or HuggingFace hub id (resolved offline in the HF cache); "
                              "default: the embedded toy model");
   if (model_required) opt->required();
+  add_load_options(cmd, options);
+}
+
+void add_load_options(CLI::App& cmd, CommonOptions& options) {
   cmd.add_option("--threads", options.threads, "threads for the matmuls (default: every core)")->check(CLI::NonNegativeNumber);
   // Checked as they are parsed, so that a bad value is the first error, whatever else is missing.
   cmd.add_option("--dtype", options.dtype,

@@ -17,8 +17,10 @@ struct CommonOptions {
   bool json = false;
 };
 
-// Adds the positional MODEL (optional: the default model when omitted), --threads, --dtype, --device.
+// Adds the positional MODEL (optional: the default model when omitted) and add_load_options.
 void add_model_options(CLI::App& cmd, CommonOptions& options, bool model_required = false);
+// --threads, --dtype, --device: how the model is loaded and run (for a command with its own positionals).
+void add_load_options(CLI::App& cmd, CommonOptions& options);
 // Applies --threads (see threading.hpp) and returns the model name to load.
 std::string prepare(const CommonOptions& options);
 // --dtype and --device as LoadOptions (each bad value an error naming its flag).
