@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/name_patterns.hpp"
+#include "core/tensor_text.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {
@@ -149,6 +150,12 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
       if (source.transform == WeightTransform::Transpose && parts.back().dim() == 2) parts.back() = parts.back().t();
       used.emplace(n, id);
     }
+    for (size_t k = 1; k < parts.size(); ++k)  // parts stack along their rows: the rest must agree
+      if (parts[k].dim() != parts[0].dim() || parts[k].sizes().slice(parts[k].dim() ? 1 : 0) != parts[0].sizes().slice(parts[0].dim() ? 1 : 0))
+        throw Error(ErrorKind::Shape, id.name(),
+                    "its parts cannot be stacked: " + names[0] + " is " + shape_text(parts[0].sizes()) + " but " + names[k] +
+                        " is " + shape_text(parts[k].sizes()),
+                    "config.json and the checkpoint disagree, or the checkpoint is corrupt");
     bool stored_as_needed = placement.device.is_cpu() &&
                             (source.transform == WeightTransform::None || source.transform == WeightTransform::Transpose);
     for (const auto& p : parts) stored_as_needed = stored_as_needed && p.scalar_type() == placement.dtype;

@@ -134,6 +134,27 @@ TEST(CheckpointMismatch, AWeightOfTheWrongShapeNamesIt) {
   EXPECT_NE(e.message().find("[192, 64]"), std::string::npos) << e.what();
 }
 
+TEST(CheckpointMismatch, PartsThatCannotBeStackedNameTheWeight) {
+  EditedFixture fx("llama");
+  fx.edit_weights([](auto& tensors) {
+    for (auto& [name, t] : tensors)
+      if (name == "model.layers.0.self_attn.k_proj.weight") t = t.narrow(1, 0, 48).contiguous();  // [32, 48], not [32, 64]
+  });
+  const std::string path = fx.path();
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {  // kept as row blocks, and converted into one copy
+    LoadOptions options;
+    options.dtype = dtype;
+    try {
+      StandardizedTransformer model(path, options);
+      ADD_FAILURE() << "loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Shape);
+      EXPECT_EQ(e.subject(), "layers.0.attn.qkv.weight");
+      EXPECT_NE(e.message().find("model.layers.0.self_attn.k_proj.weight is [32, 48]"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(CheckpointMismatch, TokenIdsBeyondTheVocabularyAreRefused) {
   StandardizedTransformer model((hf_fixture_dir() / "llama").string());
   auto ids = torch::tensor({{5, 1000}}, torch::kInt64);
