@@ -24,42 +24,46 @@ torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& dev
   return device.is_cpu() && reduced(dtype) ? torch::kFloat32 : dtype;
 }
 
+namespace {
+
+// x2 [M, K] · wᵀ for w [N, K] of x2's dtype. One row (a decode step) goes to a matrix-vector
+// product: libtorch runs a one-row at::mm as a general GEMM, 2.5x slower than sgemv here
+// (../shared/perf_notes.md: 29 ms against 10.4 ms for GPT-2-small's weights).
+torch::Tensor rows_times(const torch::Tensor& x2, const torch::Tensor& w) {
+  if (x2.size(0) == 1 && x2.is_cpu()) return at::mv(w, x2[0]).unsqueeze(0);
+  return at::mm(x2, w.t());
+}
+
 // x2 [M, K] (float32) · wᵀ for a bf16/f16 weight w [N, K], in float32, converting w a slice at a time.
-static torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
+torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
   const int64_t N = w.size(0), K = w.size(1);
   const int64_t rows = std::max<int64_t>(64, kSliceElements / std::max<int64_t>(K, 1));
-  if (rows >= N) return at::mm(x2, w.to(torch::kFloat32).t());
+  if (rows >= N) return rows_times(x2, w.to(torch::kFloat32));
   auto out = torch::empty({x2.size(0), N}, x2.options());
   for (int64_t r = 0; r < N; r += rows) {
     const int64_t n = std::min(rows, N - r);
-    out.narrow(1, r, n).copy_(at::mm(x2, w.narrow(0, r, n).to(torch::kFloat32).t()));
+    out.narrow(1, r, n).copy_(rows_times(x2, w.narrow(0, r, n).to(torch::kFloat32)));
   }
   return out;
 }
 
+}  // namespace
+
 torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b) {
   const bool native = matmul_dtype(w[0].scalar_type(), w[0].device()) == w[0].scalar_type();
-  if (native && w.size() == 1) return at::linear(x, w[0], b);
   const int64_t K = w[0].size(1);
-  torch::Tensor out;
-  if (native) {
-    std::vector<torch::Tensor> outputs;
-    for (const auto& block : w) outputs.push_back(at::linear(x, block));
-    out = torch::cat(outputs, -1);
-    return b.defined() ? out.add_(b) : out;
-  }
-  auto x2 = x.reshape({-1, K}).to(torch::kFloat32);
-  if (w.size() == 1) {
-    out = float32_product(x2, w[0]);
-  } else {
-    std::vector<torch::Tensor> outputs;
-    for (const auto& block : w) outputs.push_back(float32_product(x2, block));
-    out = torch::cat(outputs, -1);
-  }
-  if (b.defined()) out.add_(b.to(torch::kFloat32));  // before the one rounding, as a fused GEMM epilogue
   auto shape = x.sizes().vec();
+  const bool one_row = x.numel() == K && x.is_cpu();
+  if (native && w.size() == 1 && !one_row) return at::linear(x, w[0], b);
+  auto x2 = x.reshape({-1, K});
+  if (!native) x2 = x2.to(torch::kFloat32);
+  std::vector<torch::Tensor> outputs;
+  for (const auto& block : w) outputs.push_back(native ? rows_times(x2, block) : float32_product(x2, block));
+  auto out = outputs.size() == 1 ? outputs[0] : torch::cat(outputs, -1);
+  // The bias goes in before the one rounding, as a fused GEMM epilogue adds it.
+  if (b.defined()) out.add_(native ? b : b.to(torch::kFloat32));
   shape.back() = out.size(-1);
-  return out.to(x.scalar_type()).view(shape);
+  return (native ? out : out.to(x.scalar_type())).view(shape);
 }
 
 torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
