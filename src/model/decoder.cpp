@@ -138,8 +138,30 @@ void Decoder::check_weights() const {
   }
 }
 
+torch::Tensor Decoder::output_layer(const torch::Tensor& normed) const {
+  constexpr int64_t kMmapThreshold = int64_t(32) << 20;  // glibc's largest
+  const int64_t V = head_w_.size(0), rows = normed.numel() / std::max<int64_t>(normed.size(-1), 1);
+  const bool native = matmul_dtype(head_w_.scalar_type(), head_w_.device()) == head_w_.scalar_type();
+  if (!native || !normed.is_cpu() || normed.scalar_type() != head_w_.scalar_type() ||
+      rows * V * static_cast<int64_t>(head_w_.element_size()) <= kMmapThreshold)
+    return dense(normed, head_w_, head_b_);
+  std::unique_lock<std::mutex> lock(logits_mutex_, std::try_to_lock);
+  // Reusable only when this is the last handle on the buffer and on its storage (no view of it).
+  const bool free_buffer = logits_buffer_.defined() && logits_buffer_.use_count() == 1 &&
+                           logits_buffer_.storage().use_count() == 1;
+  if (!lock.owns_lock() || (logits_buffer_.defined() && !free_buffer)) return dense(normed, head_w_, head_b_);
+  auto shape = normed.sizes().vec();
+  shape.back() = V;
+  if (!logits_buffer_.defined()) logits_buffer_ = torch::empty(shape, normed.options());
+  logits_buffer_.resize_(shape);  // keeps the storage when it is large enough
+  auto out = logits_buffer_.view({rows, V});
+  at::mm_out(out, normed.reshape({rows, normed.size(-1)}), head_w_.t());
+  if (head_b_.defined()) logits_buffer_.add_(head_b_);
+  return logits_buffer_;
+}
+
 torch::Tensor Decoder::unembed(const torch::Tensor& normed) const {
-  auto logits = dense(normed, head_w_, head_b_);
+  auto logits = output_layer(normed);
   if (spec_.logit_scale != 1.0) logits = logits * spec_.logit_scale;
   if (spec_.final_softcap > 0)
     logits = elementwise(logits / spec_.final_softcap, [](const torch::Tensor& t) { return torch::tanh(t); }) * spec_.final_softcap;

@@ -4,6 +4,8 @@
 
 #include <torch/types.h>
 
+#include <mutex>
+
 #include "model/arch.hpp"
 #include "model/blocks/blocks.hpp"
 #include "model/weights.hpp"
@@ -47,6 +49,14 @@ class Decoder {
   std::vector<Layer> layers_;
   Norm embed_norm_, final_norm_;
   torch::Tensor embed_w_, pos_w_, head_w_, head_b_;
+
+  torch::Tensor output_layer(const torch::Tensor& normed) const;  // lm_head alone
+  // The logits buffer of the last forward, reused by the next when nobody holds it any more: a
+  // fresh logits tensor over glibc's 32 MiB mmap threshold is mapped, page-faulted and zeroed anew
+  // on every forward (GPT-2-small at 8×128: 206 MB; the output layer took 804 ms so against 429 ms
+  // into a reused buffer, ../shared/perf_notes.md).
+  mutable std::mutex logits_mutex_;
+  mutable torch::Tensor logits_buffer_;
 };
 
 }  // namespace nnterp::model
