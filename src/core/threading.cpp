@@ -1,4 +1,7 @@
 #include "nnterp/threading.hpp"
+#include "core/compute_threads.hpp"
+
+#include <atomic>
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -44,10 +47,20 @@ bool keep_freed_memory() {
 
 }  // namespace
 
+static std::atomic<int> g_compute_threads{0};  // 0: not configured
+
+int compute_threads() {
+  const int configured = g_compute_threads.load(std::memory_order_relaxed);
+  return configured > 0 ? configured : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void set_compute_threads(int threads) { g_compute_threads.store(threads, std::memory_order_relaxed); }
+
 ThreadingReport configure_threads(int threads) {
   ThreadingReport report;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   report.blas_threads = threads > 0 ? threads : cores;
+  set_compute_threads(report.blas_threads);
   // libtorch intra-op = 1: with 2 pools of spinning workers on few cores, GEMMs run up to 14x and
   // softmax/layer_norm up to 400x slower (bench_forward --ops/--sweep, docs/performance.md).
   report.torch_threads = 1;
