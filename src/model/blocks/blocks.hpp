@@ -24,9 +24,11 @@ torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& dev
 torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b = {});
 torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {});
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b);
-// W [N, K] (bfloat16/float16, contiguous, CPU) · x [K] in float32 (matvec.cpp): the 2-byte
-// weights read once; undefined when it does not apply (another dtype or layout, no AVX2 + FMA).
-torch::Tensor half_matvec(const torch::Tensor& w, const torch::Tensor& x);
+// x [M, K] · Wᵀ for W [N, K] (bfloat16/float16, contiguous, CPU) and M ≤ kMaxProductRows rows of
+// input, in float32 (matvec.cpp): the 2-byte weights read once for all M rows. Undefined when it
+// does not apply (another dtype or layout, more rows, no AVX2 + FMA).
+inline constexpr int64_t kMaxProductRows = 8;
+torch::Tensor half_product(const torch::Tensor& w, const torch::Tensor& x);
 // Whether libtorch has no element-wise kernels for x's dtype on x's device (f16 on the CPU).
 bool lacks_kernels(const torch::Tensor& x);
 // op(x), computed in float32 and rounded back to x's dtype where lacks_kernels(x): what a native

@@ -36,8 +36,8 @@ torch::Tensor rows_times(const torch::Tensor& x2, const torch::Tensor& w) {
 
 // x2 [M, K] (float32) · wᵀ for a bf16/f16 weight w [N, K], in float32, converting w a slice at a time.
 torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
-  if (x2.size(0) == 1)
-    if (auto y = half_matvec(w, x2[0]); y.defined()) return y.unsqueeze(0);
+  if (x2.size(0) <= kMaxProductRows)
+    if (auto y = half_product(w, x2); y.defined()) return y;
   const int64_t N = w.size(0), K = w.size(1);
   const int64_t rows = std::max<int64_t>(64, kSliceElements / std::max<int64_t>(K, 1));
   if (rows >= N) return rows_times(x2, w.to(torch::kFloat32));
