@@ -6,6 +6,7 @@
 //   bench_forward              table for the default threading policy (configure_threads(0))
 //   bench_forward --sweep      forward time for BLAS threads {1,2} × libtorch intra-op threads {1,2}
 //   bench_forward --ops        the forward's operations timed alone at GPT-2-small shapes
+//   bench_forward --scaling    tokens/s against sequence length (32 ... 1024) and batch size (1 ... 16)
 //   options: --reps N (timed repetitions per case, default 7), --threads N (as the CLI's --threads)
 //
 // FLOPs counted (matmuls only, multiply-add = 2):
@@ -95,6 +96,27 @@ void run_table(const nnterp::StandardizedTransformer& model, int reps) {
              " P = 12*768^2*12 matmul weights, N = B*T tokens, N_logits = B*T or B for 'last')\n");
 }
 
+// Tokens/s against sequence length (batch 1, last-position logits, T = 32 ... 1024, GPT-2's
+// limit) and against batch size (T = 128), with the share of the FLOPs that attention's T² terms
+// take: how the cost grows.
+void run_scaling(const nnterp::StandardizedTransformer& model, int reps) {
+  int64_t n = 0;
+  const double sgemm = sgemm_gflops(reps, &n);
+  fmt::print("machine sgemm (torch::mm {}x{} float32, best of {}): {:.1f} GFLOP/s\n\n", n, n, reps, sgemm);
+  fmt::print("{:<8} {:>10} {:>10} {:>12} {:>10} {:>8} {:>12}\n", "batch", "logits", "median ms", "tokens/s", "GFLOP/s",
+             "%sgemm", "attention %");
+  std::vector<Case> cases;
+  for (int64_t T : {32, 64, 128, 256, 512, 1024}) cases.push_back({1, T, true});
+  for (int64_t B : {2, 4, 8, 16}) cases.push_back({B, 128, true});
+  for (const auto& c : cases) {
+    auto t = time_forward(model, c, reps);
+    const double gflop = forward_gflop(c.B, c.T, true);
+    const double attention = 2.0 * 2.0 * c.B * kHeads * double(c.T) * c.T * kHeadDim * kLayers / 1e9;
+    fmt::print("{:<8} {:>10} {:>10.1f} {:>12.0f} {:>10.1f} {:>7.0f}% {:>11.1f}%\n", fmt::format("{}x{}", c.B, c.T), "last",
+               t.median * 1e3, c.B * c.T / t.median, gflop / t.median, 100.0 * gflop / t.median / sgemm, 100.0 * attention / gflop);
+  }
+}
+
 void run_sweep(const nnterp::StandardizedTransformer& model, int reps) {
   // 8x128 with all logits is one big lm_head GEMM (the sgemm column covers it); left out to keep the sweep short.
   const std::vector<Case> cases = {{1, 128, false}, {1, 128, true}, {8, 128, true}};
@@ -173,16 +195,17 @@ void run_ops(int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool sweep = false, ops = false;
+  bool sweep = false, ops = false, scaling = false;
   int reps = 7, threads = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--sweep") sweep = true;
     else if (a == "--ops") ops = true;
+    else if (a == "--scaling") scaling = true;
     else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else {
-      fmt::print(stderr, "usage: {} [--sweep] [--ops] [--reps N] [--threads N]\n", argv[0]);
+      fmt::print(stderr, "usage: {} [--sweep] [--ops] [--scaling] [--reps N] [--threads N]\n", argv[0]);
       return 2;
     }
   }
@@ -204,6 +227,7 @@ int main(int argc, char** argv) {
              model.num_layers(), model.hidden_size(), model.num_heads(), model.vocab_size(),
              std::chrono::duration<double>(written - start).count(), std::chrono::duration<double>(loaded - written).count());
   if (sweep) run_sweep(model, reps);
+  else if (scaling) run_scaling(model, reps);
   else run_table(model, reps);
   std::error_code ec;
   fs::remove_all(dir, ec);
