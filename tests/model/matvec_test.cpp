@@ -15,7 +15,7 @@ TEST(HalfProduct, EqualsTheFloat64ProductOfTheSameWeights) {
       for (int64_t M : {1, 2, 5, 8}) {
         auto x = torch::randn({M, K});
         auto y = half_product(w, x);
-        ASSERT_TRUE(y.defined()) << "no AVX2/FMA on this CPU?";
+        if (!y.defined()) GTEST_SKIP() << "this CPU has no AVX2 + FMA (+ F16C): the kernel is not used here";
         auto w64 = w.to(torch::kFloat64), x64 = x.to(torch::kFloat64);
         auto expected = at::mm(x64, w64.t());
         const double scale = at::mm(x64.abs(), w64.abs().t()).max().item<double>();
