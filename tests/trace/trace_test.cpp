@@ -103,7 +103,14 @@ TEST_P(TraceTest, SteeringOneRowChangesOnlyThatRow) {
   torch::manual_seed(0);
   auto vec = torch::randn({model->hidden_size()});
   auto logits = model->trace(batch(), [&](Trace& t) { t.steer({0}, vec, 2.0, {}, 1); });
-  EXPECT_TRUE(torch::equal(logits[0], clean[0]));
+  if (model->has_router()) {
+    // Experts run over the whole batch (mlp.cpp): row 0 shares its expert GEMMs with row 1's
+    // re-routed tokens, so it may move by float32 rounding, never more.
+    const double range = clean[0].abs().max().item<double>();
+    EXPECT_LE((logits[0] - clean[0]).abs().max().item<double>(), 1e-5 * range);
+  } else {
+    EXPECT_TRUE(torch::equal(logits[0], clean[0]));
+  }
   EXPECT_FALSE(torch::allclose(logits[1], clean[1]));
 }
 
