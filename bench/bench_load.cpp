@@ -18,9 +18,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
+#include "core/proc_files.hpp"
 #include "machine_limits.hpp"
 #include "nnterp/methods.hpp"
 #include "nnterp/model.hpp"
@@ -31,13 +31,7 @@ using namespace nnterp;
 
 namespace {
 
-int64_t status_bytes(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size())) * 1024;
-  return 0;
-}
+int64_t status_bytes(const char* key) { return nnterp::proc_bytes("/proc/self/status", key); }
 
 // Drops the folder's files from the page cache (clean pages; no root needed), so that the next
 // load reads them from the disk.
@@ -90,7 +84,7 @@ int main(int argc, char** argv) {
     if (cold) evict(dir);
     LoadOptions options;
     options.dtype = parse_dtype_option(dtype, "--dtype");
-    const int64_t rss_before = status_bytes("VmRSS:");
+    const int64_t rss_before = status_bytes("VmRSS");
     const auto start = std::chrono::steady_clock::now();
     StandardizedTransformer model(dir.string(), options);  // with load-time validation, as users load
     const double load_s = seconds_since(start);
@@ -102,8 +96,8 @@ int main(int argc, char** argv) {
     fmt::print("load        {:.1f} s {} (with validation); {:.2f} GB in place, {:.2f} GB copied\n", load_s,
                cold ? "cold (page cache evicted)" : "warm", r.bytes_in_place / 1e9, r.bytes_copied / 1e9);
     fmt::print("memory      resident +{:.2f} GB after load ({:.2f}x the weights), peak {:.2f} GB\n",
-               (status_bytes("VmRSS:") - rss_before) / 1e9, double(status_bytes("VmRSS:") - rss_before) / file_bytes,
-               status_bytes("VmHWM:") / 1e9);
+               (status_bytes("VmRSS") - rss_before) / 1e9, double(status_bytes("VmRSS") - rss_before) / file_bytes,
+               status_bytes("VmHWM") / 1e9);
 
     torch::NoGradGuard no_grad;
     auto ids = torch::randint(3, model.vocab_size(), {1, tokens}, torch::kInt64);
@@ -117,7 +111,7 @@ int main(int argc, char** argv) {
     fmt::print("            weights ({:.2f} GB) streamed at {:.1f} GB/s = {:.0f}% of read bandwidth ({:.1f} GB/s)\n",
                weight_bytes / 1e9, weight_bytes / forward.median / 1e9, 100 * weight_bytes / forward.median / 1e9 / bandwidth, bandwidth);
     fmt::print("logit lens  1x{} tokens, every layer: {:.2f} s median\n", tokens, lens.median);
-    fmt::print("peak        resident {:.2f} GB at the end\n", status_bytes("VmHWM:") / 1e9);
+    fmt::print("peak        resident {:.2f} GB at the end\n", status_bytes("VmHWM") / 1e9);
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_load: {}\n", e.what());
     return 1;

@@ -68,6 +68,12 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
   pos_w_ = w.get_or_undefined({Weight::PosEmbed});
   head_w_ = w.get({Weight::LmHead});
   head_b_ = w.get_or_undefined({Weight::LmHeadBias});
+  auto applied = [&](double multiplier) {
+    if (!spec_.embed_multiplier_rounded) return multiplier;
+    return torch::scalar_tensor(multiplier, torch::kFloat64).to(embed_w_.scalar_type()).item<double>();
+  };
+  embed_multiplier_inside_ = applied(spec_.embed_multiplier_inside);
+  embed_multiplier_ = applied(spec_.embed_multiplier);
   if (spec_.embed_norm) embed_norm_ = make_norm(w, Weight::EmbedNorm, -1, spec_.norm);
   final_norm_ = make_norm(w, Weight::FinalNorm, -1, spec_.norm);
   for (int i = 0; i < spec_.num_layers; ++i) {
@@ -141,8 +147,7 @@ void Decoder::check_weights() const {
 torch::Tensor Decoder::output_layer(const torch::Tensor& normed) const {
   constexpr int64_t kMmapThreshold = int64_t(32) << 20;  // glibc's largest
   const int64_t V = head_w_.size(0), rows = normed.numel() / std::max<int64_t>(normed.size(-1), 1);
-  const bool native = matmul_dtype(head_w_.scalar_type(), head_w_.device()) == head_w_.scalar_type();
-  if (!native || !normed.is_cpu() || normed.scalar_type() != head_w_.scalar_type() ||
+  if (!native_matmul(head_w_) || !normed.is_cpu() || normed.scalar_type() != head_w_.scalar_type() ||
       rows * V * static_cast<int64_t>(head_w_.element_size()) <= kMmapThreshold)
     return dense(normed, head_w_, head_b_);
   std::unique_lock<std::mutex> lock(logits_mutex_, std::try_to_lock);
@@ -166,11 +171,6 @@ torch::Tensor Decoder::unembed(const torch::Tensor& normed) const {
   if (spec_.final_softcap > 0)
     logits = elementwise(logits / spec_.final_softcap, [](const torch::Tensor& t) { return torch::tanh(t); }) * spec_.final_softcap;
   return logits;
-}
-
-double Decoder::rounded_multiplier(double multiplier) const {
-  if (!spec_.embed_multiplier_rounded) return multiplier;
-  return torch::scalar_tensor(multiplier, torch::kFloat64).to(embed_w_.scalar_type()).item<double>();
 }
 
 torch::Tensor Decoder::project_on_vocab(const torch::Tensor& hidden) const { return unembed(final_norm_(hidden)); }
@@ -333,9 +333,9 @@ torch::Tensor Decoder::forward(const ForwardInput& caller_input, PointHooks* hoo
   Tap tap(hooks);
   try {
     torch::Tensor x = at::embedding(embed_w_, ids);
-    if (spec_.embed_multiplier_inside != 1.0) x = x * rounded_multiplier(spec_.embed_multiplier_inside);
+    if (embed_multiplier_inside_ != 1.0) x = x * embed_multiplier_inside_;
     tap(Point::Embed, -1, x);
-    if (spec_.embed_multiplier != 1.0) x = x * rounded_multiplier(spec_.embed_multiplier);
+    if (embed_multiplier_ != 1.0) x = x * embed_multiplier_;
     if (spec_.positions == PositionKind::Learned)
       x = x + at::embedding(pos_w_, state.position_ids + spec_.learned_position_offset);
     if (spec_.embed_norm) x = embed_norm_(x);

@@ -39,8 +39,9 @@ class Decoder {
   struct PassState;  // per-forward tables (masks, rotary, ALiBi)
 
   void check_weights() const;
-  // An embedding multiplier, rounded to the model's dtype where HF rounds it (embed_multiplier_rounded).
-  double rounded_multiplier(double multiplier) const;
+  // ArchSpec's embedding multipliers as applied: rounded to the model's dtype where HF rounds them
+  // (embed_multiplier_rounded); computed once at construction.
+  double embed_multiplier_inside_ = 1.0, embed_multiplier_ = 1.0;
   torch::Tensor block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
   torch::Tensor mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const;
 
@@ -53,8 +54,8 @@ class Decoder {
   torch::Tensor output_layer(const torch::Tensor& normed) const;  // lm_head alone
   // The logits buffer of the last forward, reused by the next when nobody holds it any more: a
   // fresh logits tensor over glibc's 32 MiB mmap threshold is mapped, page-faulted and zeroed anew
-  // on every forward (GPT-2-small at 8×128: 206 MB; the output layer took 804 ms so against 429 ms
-  // into a reused buffer, ../shared/perf_notes.md).
+  // on every forward (GPT-2-small at 8×128: 206 MB; the whole forward went from 76-77% to 85% of
+  // the sgemm rate with the buffer reused, docs/performance.md "Issue 15 progress").
   mutable std::mutex logits_mutex_;
   mutable torch::Tensor logits_buffer_;
 };

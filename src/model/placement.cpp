@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
-#include <fstream>
+#include <algorithm>
 #include <map>
-#include <sstream>
 
+#include "core/proc_files.hpp"
 #include "io/config_json.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/language_model.hpp"
@@ -143,19 +143,6 @@ torch::ScalarType resolve_dtype(const std::optional<torch::ScalarType>& requeste
               "give the dtype explicitly: float32, bfloat16 or float16");
 }
 
-static int64_t meminfo_kb(const std::string& key) {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) {
-      std::istringstream fields(line.substr(key.size() + 1));
-      int64_t kb = 0;
-      fields >> kb;
-      return kb;
-    }
-  return -1;
-}
-
 void check_memory_for(const io::WeightStore& store, const WeightPlacement& placement) {
   if (!placement.device.is_cpu()) return;  // a GPU's own allocator reports an out-of-memory itself
   const int64_t target = c10::elementSize(placement.dtype);
@@ -165,11 +152,11 @@ void check_memory_for(const io::WeightStore& store, const WeightPlacement& place
       stored += static_cast<double>(t.end - t.begin);
       if (floating(t.dtype) && io::to_scalar_type(t.dtype) != placement.dtype) converted += static_cast<double>(t.numel() * target);
     }
-  const int64_t available_kb = meminfo_kb("MemAvailable");
-  if (available_kb < 0 || converted == 0) return;
+  const int64_t available_bytes = proc_bytes("/proc/meminfo", "MemAvailable");
+  if (available_bytes < 0 || converted == 0) return;
   // Converted weights are anonymous memory that must fit beside what the system needs: 90% of
   // MemAvailable is the most a load may take (the page cache of the file itself is reclaimable).
-  const double available = 0.9 * static_cast<double>(available_kb) * 1024;
+  const double available = 0.9 * static_cast<double>(available_bytes);
   if (converted <= available) return;
   throw Error(ErrorKind::Unsupported, store.describe(),
               "converting the weights to " + dtype_name(placement.dtype) + " needs " + gb(converted) +
@@ -178,13 +165,7 @@ void check_memory_for(const io::WeightStore& store, const WeightPlacement& place
               "place from the file");
 }
 
-int64_t peak_rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
+int64_t peak_rss_bytes() { return std::max<int64_t>(0, proc_bytes("/proc/self/status", "VmHWM")); }
 
 }  // namespace model
 }  // namespace nnterp

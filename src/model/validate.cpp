@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "core/tensor_text.hpp"
 #include "model/decoder.hpp"
 #include "nnterp/error.hpp"
@@ -39,9 +41,9 @@ struct ZeroFirstKey : PointHooks {
 // rounded to it element by element, sum to 1 within about half of it.
 double precision_of(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kBFloat16: return 1.0 / 128;
-    case torch::kFloat16: return 1.0 / 1024;
-    default: return 1.0 / (1 << 23);
+    case torch::kBFloat16: return std::numeric_limits<c10::BFloat16>::epsilon();
+    case torch::kFloat16: return std::numeric_limits<c10::Half>::epsilon();
+    default: return std::numeric_limits<float>::epsilon();
   }
 }
 

@@ -1,6 +1,7 @@
 #include "model/weights.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <cstdio>
 #include <regex>
 #include <set>
@@ -110,7 +111,7 @@ void check_float16_range(const torch::Tensor& converted, const std::vector<std::
   const auto stored = store.stored(name);
   if (!torch::isfinite(stored).all().item<bool>()) continue;  // already inf/NaN: validation reports it
   const double largest = stored.to(torch::kFloat64).abs().max().item<double>();
-  if (largest <= 65504) continue;
+  if (largest <= static_cast<double>(std::numeric_limits<c10::Half>::max())) continue;
   throw Error(ErrorKind::Unsupported, name,
               "the weight does not fit float16: its largest magnitude is " + std::to_string(largest) +
                   " (float16's is 65504), so it would become inf",

@@ -10,7 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "common/fixtures.hpp"
+#include "nnterp/error.hpp"
 #include "nnterp/safetensors.hpp"
 
 namespace nnterp::testing {
@@ -53,5 +56,16 @@ class EditedFixture {
   std::filesystem::path dir_;
   nlohmann::json config_;
 };
+
+// The Error loading `path` throws (a test failure, and an empty Error, when it loads).
+inline Error load_error(const std::string& path, const LoadOptions& options = {}) {
+  try {
+    StandardizedTransformer model(path, options);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "loading " << path << " did not fail";
+  return Error(ErrorKind::InvalidArgument, "", "");
+}
 
 }  // namespace nnterp::testing

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "common/edited_fixture.hpp"
+#include "core/proc_files.hpp"
 #include "common/fixtures.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/generate.hpp"
@@ -144,15 +145,6 @@ LoadOptions with_dtype(std::optional<torch::ScalarType> dtype) {
   return options;
 }
 
-Error load_error(const std::string& path, const LoadOptions& options) {
-  try {
-    StandardizedTransformer model(path, options);
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "loading " << path << " did not fail";
-  return Error(ErrorKind::InvalidArgument, "", "");
-}
 
 // The llama fixture re-saved in bfloat16 (as real checkpoints are), config.json saying so.
 struct Bfloat16Llama : EditedFixture {
@@ -330,11 +322,7 @@ int64_t resident_bytes() {
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return -1;
+  return proc_bytes("/proc/self/status", "VmRSS");
 }
 
 // A Llama-shaped bf16 checkpoint of ~310 MB (hidden 1024, 8 layers, GQA 16/4, vocab 32000,

@@ -13,15 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Error load_error(const std::string& path) {
-  try {
-    StandardizedTransformer model(path);
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "loading " << path << " did not fail";
-  return Error(ErrorKind::InvalidArgument, "", "");
-}
 
 TEST(Unsupported, UnknownModelTypeNamesItAndListsTheSupportedOnes) {
   EditedFixture fx("llama");

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/fixtures.hpp"
+#include "core/proc_files.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/trace.hpp"
 
@@ -175,13 +176,7 @@ class TraceErrors : public ::testing::Test {
     auto logits = model->trace(batch(), [&](Trace& t) { t.layers_output[0]; });
     EXPECT_TRUE(torch::equal(logits, clean));
   }
-  static int thread_count() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-      if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-    return -1;
-  }
+  static int thread_count() { return static_cast<int>(proc_field("/proc/self/status", "Threads")); }
   std::unique_ptr<Fixture> fx;
   std::unique_ptr<StandardizedTransformer> model;
   torch::Tensor clean;

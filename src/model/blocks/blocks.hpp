@@ -17,6 +17,8 @@ namespace nnterp::model {
 // The dtype the matmuls of a `dtype` model compute in on `device`: float32 for bf16/f16 on the CPU
 // (with inputs in the dtype and one rounding of the result to it), else `dtype` itself.
 torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& device);
+// Whether the matmuls of `t` run in its own dtype (matmul_dtype is t's dtype).
+bool native_matmul(const torch::Tensor& t);
 // x·wᵀ + b (a linear layer) and the batched matrix product a·b, with the numbers of a native
 // kernel in x's (a's) dtype (see matmul_dtype). A RowBlocks weight is the row blocks of one
 // projection kept apart (q | k | v, gate | up used in place from the file, Weights::row_blocks):

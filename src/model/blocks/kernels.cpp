@@ -24,11 +24,13 @@ torch::ScalarType matmul_dtype(torch::ScalarType dtype, const torch::Device& dev
   return device.is_cpu() && reduced(dtype) ? torch::kFloat32 : dtype;
 }
 
+bool native_matmul(const torch::Tensor& t) { return matmul_dtype(t.scalar_type(), t.device()) == t.scalar_type(); }
+
 namespace {
 
 // x2 [M, K] · wᵀ for w [N, K] of x2's dtype. One row (a decode step) goes to a matrix-vector
-// product: libtorch runs a one-row at::mm as a general GEMM, 2.5x slower than sgemv here
-// (../shared/perf_notes.md: 29 ms against 10.4 ms for GPT-2-small's weights).
+// product: libtorch runs a one-row at::mm as a general GEMM, about 2.5x slower than sgemv here
+// (a GPT-2-small decode step: 39-42 ms against 22-25 ms, docs/performance.md "Issue 15 progress").
 torch::Tensor rows_times(const torch::Tensor& x2, const torch::Tensor& w) {
   if (x2.size(0) == 1 && x2.is_cpu()) return at::mv(w, x2[0]).unsqueeze(0);
   return at::mm(x2, w.t());
@@ -52,7 +54,7 @@ torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
 }  // namespace
 
 torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b) {
-  const bool native = matmul_dtype(w[0].scalar_type(), w[0].device()) == w[0].scalar_type();
+  const bool native = native_matmul(w[0]);
   const int64_t K = w[0].size(1);
   auto shape = x.sizes().vec();
   const bool one_row = x.numel() == K && x.is_cpu();
@@ -73,7 +75,7 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch:
 }
 
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b) {
-  if (matmul_dtype(a.scalar_type(), a.device()) == a.scalar_type()) return torch::matmul(a, b);
+  if (native_matmul(a)) return torch::matmul(a, b);
   return torch::matmul(a.to(torch::kFloat32), b.to(torch::kFloat32)).to(a.scalar_type());
 }
 
