@@ -26,11 +26,36 @@ struct TraceInput {
 };
 
 // Keys and values of every layer for the positions already processed (post-rotary keys,
-// [B, kv_heads, S, d_head]); empty before the first forward.
-struct KVCache {
+// [B, kv_heads, S, d_head]); empty before the first forward. keys[i] and values[i] may be edited
+// or replaced between forwards.
+//
+// A forward appends its positions with append(): they are written into spare room behind the
+// views (a buffer grown by doubling), so a decode step writes one position per layer instead of
+// copying the whole cache (docs/performance.md). A copy of a KVCache shares the past positions but
+// never the spare room: each copy appends into memory of its own.
+class KVCache {
+ public:
   std::vector<torch::Tensor> keys, values;
+
+  KVCache() = default;
+  KVCache(const KVCache& other) : keys(other.keys), values(other.values), reserved_(other.reserved_) {}
+  KVCache& operator=(const KVCache& other);
+  KVCache(KVCache&&) = default;
+  KVCache& operator=(KVCache&&) = default;
+
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
-  void clear() { keys.clear(), values.clear(); }
+  void clear();
+  // Room for `positions` positions in all (past and future) when a buffer is next allocated, so a
+  // generation that knows its length allocates once; without it the room doubles as needed.
+  void reserve(int64_t positions) { reserved_ = positions; }
+  // Appends k and v [B, kv_heads, T, d_head] to layer `layer`'s keys and values; returns the whole
+  // keys and values (past positions, then these).
+  std::pair<torch::Tensor, torch::Tensor> append(size_t layer, const torch::Tensor& k, const torch::Tensor& v);
+
+ private:
+  // The buffers keys[i]/values[i] view, [B, kv_heads, capacity, d_head]; empty in a copy.
+  std::vector<torch::Tensor> key_buffers_, value_buffers_;
+  int64_t reserved_ = 0;
 };
 
 struct ForwardInput {

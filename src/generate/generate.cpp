@@ -140,6 +140,7 @@ GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, co
   auto eos_tensor = torch::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, torch::kInt64);
   auto unfinished = torch::ones({B}, torch::kBool);
   KVCache cache;
+  cache.reserve(ids.size(1) + options.max_new_tokens);  // one allocation per layer for the whole generation
   std::vector<torch::Tensor> step_logits;
   torch::Tensor last_tokens;
 

@@ -192,10 +192,7 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
   ctx.mask = &state.mask(layer_spec.sliding_window);
   if (spec_.positions == PositionKind::Alibi) ctx.alibi = &state.alibi;
   if (layer_spec.positions == PositionKind::Rotary) ctx.rotary = &state.tables(layer_spec.rotary);
-  if (state.cache) {
-    ctx.cache_k = &state.cache->keys[i];
-    ctx.cache_v = &state.cache->values[i];
-  }
+  ctx.cache = state.cache;
 
   torch::Tensor attn_in = spec_.pre_attn_norm ? L.attn_norm(x) : x;
   tap(Point::AttnInput, i, attn_in);

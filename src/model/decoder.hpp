@@ -55,7 +55,7 @@ class Decoder {
   // The logits buffer of the last forward, reused by the next when nobody holds it any more: a
   // fresh logits tensor over glibc's 32 MiB mmap threshold is mapped, page-faulted and zeroed anew
   // on every forward (GPT-2-small at 8×128: 206 MB; the whole forward went from 76-77% to 85% of
-  // the sgemm rate with the buffer reused, docs/performance.md "Issue 15 progress").
+  // the sgemm rate with the buffer reused, docs/performance.md "Issue 15").
   mutable std::mutex logits_mutex_;
   mutable torch::Tensor logits_buffer_;
 };

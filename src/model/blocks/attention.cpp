@@ -50,14 +50,7 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   tap(Point::Query, ctx.layer, q);
   tap(Point::Key, ctx.layer, k);
   tap(Point::Value, ctx.layer, v);
-  if (ctx.cache_k) {
-    if (ctx.cache_k->defined()) {
-      k = torch::cat({*ctx.cache_k, k}, 2);
-      v = torch::cat({*ctx.cache_v, v}, 2);
-    }
-    *ctx.cache_k = k;
-    *ctx.cache_v = v;
-  }
+  if (ctx.cache) std::tie(k, v) = ctx.cache->append(static_cast<size_t>(ctx.layer), k, v);
   // GQA / MQA: kv head j serves query heads j·g … j·g+g-1. Those g heads are folded into the rows
   // of one matmul against kv head j ([B, KV, g·T, ·]) instead of copying k and v g times.
   const int64_t g = H / KV;

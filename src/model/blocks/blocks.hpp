@@ -26,11 +26,17 @@ bool native_matmul(const torch::Tensor& t);
 torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Tensor& b = {});
 torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {});
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b);
-// x [M, K] · Wᵀ for W [N, K] (bfloat16/float16, contiguous, CPU) and M ≤ kMaxProductRows rows of
-// input, in float32 (matvec.cpp): the 2-byte weights read once for all M rows. Undefined when it
-// does not apply (another dtype or layout, more rows, no AVX2 + FMA).
+// x [M, K] · Wᵀ for W [N, K] (float32/bfloat16/float16 on the CPU, contiguous or the transposed
+// view of a contiguous [K, N]) and M ≤ kMaxProductRows rows of input, in float32 (matvec.cpp): the
+// weights read once for all M rows. Undefined when it does not apply (another dtype or layout, more
+// rows, no AVX2 + FMA).
 inline constexpr int64_t kMaxProductRows = 8;
-torch::Tensor half_product(const torch::Tensor& w, const torch::Tensor& x);
+torch::Tensor small_product(const torch::Tensor& w, const torch::Tensor& x);
+// a [..., M, K] · b [..., K, N] (float32, CPU, same batch dims, M ≤ kMaxProductRows) with the same
+// kernel per batch: attention's q·kᵀ and probs·v in a decode step, where libtorch's bmm costs more
+// per (batch, head) than the product itself. b's [K, N] may be row-major or the transpose of a
+// row-major [N, K], and its batch dims strided. Undefined when it does not apply.
+torch::Tensor batched_small_product(const torch::Tensor& a, const torch::Tensor& b);
 // Whether libtorch has no element-wise kernels for x's dtype on x's device (f16 on the CPU).
 bool lacks_kernels(const torch::Tensor& x);
 // op(x), computed in float32 and rounded back to x's dtype where lacks_kernels(x): what a native
@@ -95,8 +101,7 @@ struct AttentionContext {
   const torch::Tensor* mask = nullptr;    // [B, 1, T, S]
   const torch::Tensor* alibi = nullptr;   // [B, H, 1, S] or null
   const RotaryTables* rotary = nullptr;   // null: no rotary (NoPE, learned, ALiBi)
-  torch::Tensor* cache_k = nullptr;       // extended in place when given
-  torch::Tensor* cache_v = nullptr;
+  KVCache* cache = nullptr;               // this layer's past keys/values, extended when given
   int layer = 0;
 };
 torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,

@@ -28,10 +28,13 @@ bool native_matmul(const torch::Tensor& t) { return matmul_dtype(t.scalar_type()
 
 namespace {
 
-// x2 [M, K] · wᵀ for w [N, K] of x2's dtype. One row (a decode step) goes to a matrix-vector
-// product: libtorch runs a one-row at::mm as a general GEMM, about 2.5x slower than sgemv here
-// (a GPT-2-small decode step: 39-42 ms against 22-25 ms, docs/performance.md "Issue 15 progress").
+// x2 [M, K] · wᵀ for w [N, K] of x2's dtype. Up to kMaxProductRows rows (decode steps) go to
+// small_product, which reads the weight once for all rows; libtorch runs them as a general GEMM
+// (one row: about 2.5x slower than sgemv; 8 rows of a transposed GPT-2 weight: a third of the
+// bandwidth; docs/performance.md "Issue 15").
 torch::Tensor rows_times(const torch::Tensor& x2, const torch::Tensor& w) {
+  if (x2.size(0) <= kMaxProductRows && x2.scalar_type() == torch::kFloat32)
+    if (auto y = small_product(w, x2); y.defined()) return y;
   if (x2.size(0) == 1 && x2.is_cpu()) return at::mv(w, x2[0]).unsqueeze(0);
   return at::mm(x2, w.t());
 }
@@ -39,7 +42,7 @@ torch::Tensor rows_times(const torch::Tensor& x2, const torch::Tensor& w) {
 // x2 [M, K] (float32) · wᵀ for a bf16/f16 weight w [N, K], in float32, converting w a slice at a time.
 torch::Tensor float32_product(const torch::Tensor& x2, const torch::Tensor& w) {
   if (x2.size(0) <= kMaxProductRows)
-    if (auto y = half_product(w, x2); y.defined()) return y;
+    if (auto y = small_product(w, x2); y.defined()) return y;
   const int64_t N = w.size(0), K = w.size(1);
   const int64_t rows = std::max<int64_t>(64, kSliceElements / std::max<int64_t>(K, 1));
   if (rows >= N) return rows_times(x2, w.to(torch::kFloat32));
@@ -57,8 +60,8 @@ torch::Tensor dense(const torch::Tensor& x, const RowBlocks& w, const torch::Ten
   const bool native = native_matmul(w[0]);
   const int64_t K = w[0].size(1);
   auto shape = x.sizes().vec();
-  const bool one_row = x.numel() == K && x.is_cpu();
-  if (native && w.size() == 1 && !one_row) return at::linear(x, w[0], b);
+  const bool few_rows = x.numel() <= kMaxProductRows * K && x.is_cpu();
+  if (native && w.size() == 1 && !few_rows) return at::linear(x, w[0], b);
   auto x2 = x.reshape({-1, K});
   if (!native) x2 = x2.to(torch::kFloat32);
   std::vector<torch::Tensor> outputs;
@@ -75,8 +78,11 @@ torch::Tensor dense(const torch::Tensor& x, const torch::Tensor& w, const torch:
 }
 
 torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b) {
-  if (native_matmul(a)) return torch::matmul(a, b);
-  return torch::matmul(a.to(torch::kFloat32), b.to(torch::kFloat32)).to(a.scalar_type());
+  const bool native = native_matmul(a);
+  auto af = native ? a : a.to(torch::kFloat32), bf = native ? b : b.to(torch::kFloat32);
+  auto y = batched_small_product(af, bf);
+  if (!y.defined()) y = torch::matmul(af, bf);
+  return native ? y : y.to(a.scalar_type());
 }
 
 bool lacks_kernels(const torch::Tensor& x) { return x.is_cpu() && x.scalar_type() == torch::kHalf; }
