@@ -52,6 +52,22 @@ TEST(SmallProduct, DeclinesWhatItDoesNotHandle) {
   EXPECT_FALSE(small_product(torch::randn({8, 16}), torch::randn({1, 15})).defined());                         // K
 }
 
+TEST(SmallProduct, LeavesProductsAutogradMustRecordToLibtorch) {
+  // A trace with grad = true differentiates through decode-sized products: they must keep their graph.
+  auto w = torch::randn({30, 16});
+  auto x = torch::randn({2, 16}).requires_grad_(true);
+  EXPECT_FALSE(small_product(w, x).defined());
+  auto y = dense(x, w);
+  ASSERT_TRUE(y.requires_grad());
+  y.sum().backward();
+  EXPECT_TRUE(torch::allclose(x.grad(), w.sum(0).expand({2, 16})));
+  auto q = torch::randn({1, 2, 1, 16}).requires_grad_(true), k = torch::randn({1, 2, 5, 16});
+  EXPECT_FALSE(batched_small_product(q, k.transpose(-1, -2)).defined());
+  EXPECT_TRUE(product(q, k.transpose(-1, -2)).requires_grad());
+  torch::NoGradGuard no_grad;  // without autograd the kernel is used
+  EXPECT_TRUE(small_product(w, x).defined() || !__builtin_cpu_supports("avx2"));
+}
+
 TEST(SmallProduct, OneRowAndABatchOfNineAgree) {
   // dense() on one row goes through the kernel; on nine rows through the float32 slices (bf16) or
   // the GEMM (float32). The same row must give the same numbers up to summation order.

@@ -29,7 +29,7 @@ torch::Tensor product(const torch::Tensor& a, const torch::Tensor& b);
 // x [M, K] · Wᵀ for W [N, K] (float32/bfloat16/float16 on the CPU, contiguous or the transposed
 // view of a contiguous [K, N]) and M ≤ kMaxProductRows rows of input, in float32 (matvec.cpp): the
 // weights read once for all M rows. Undefined when it does not apply (another dtype or layout, more
-// rows, no AVX2 + FMA).
+// rows, no AVX2 + FMA, or autograd must record the product: the kernel has no backward).
 inline constexpr int64_t kMaxProductRows = 8;
 torch::Tensor small_product(const torch::Tensor& w, const torch::Tensor& x);
 // a [..., M, K] · b [..., K, N] (float32, CPU, same batch dims, M ≤ kMaxProductRows) with the same

@@ -206,11 +206,16 @@ void split_outputs(int64_t N, int64_t K, Body body) {
   }
 }
 
+// Autograd must record the product: the kernels write raw memory, which has no backward.
+bool needs_graph(const torch::Tensor& a, const torch::Tensor& b) {
+  return torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
+}
+
 }  // namespace
 
 torch::Tensor small_product(const torch::Tensor& w, const torch::Tensor& x) {
   if (!w.is_cpu() || w.dim() != 2 || x.dim() != 2 || x.size(0) < 1 || x.size(0) > kMaxProductRows ||
-      x.size(1) != w.size(1) || !cpu_has_kernel(w.scalar_type()))
+      x.size(1) != w.size(1) || !cpu_has_kernel(w.scalar_type()) || needs_graph(w, x))
     return {};
   const int64_t N = w.size(0), K = w.size(1), M = x.size(0);
   const bool rows = w.is_contiguous(), columns = !rows && w.t().is_contiguous();
@@ -228,7 +233,7 @@ torch::Tensor small_product(const torch::Tensor& w, const torch::Tensor& x) {
 torch::Tensor batched_small_product(const torch::Tensor& a, const torch::Tensor& b) {
   const int64_t dims = a.dim();
   if (dims < 3 || b.dim() != dims || !a.is_cpu() || !b.is_cpu() || a.scalar_type() != torch::kFloat32 ||
-      b.scalar_type() != torch::kFloat32 || !cpu_has_kernel(torch::kFloat32))
+      b.scalar_type() != torch::kFloat32 || !cpu_has_kernel(torch::kFloat32) || needs_graph(a, b))
     return {};
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   if (M < 1 || M > kMaxProductRows || b.size(-2) != K || a.sizes().slice(0, dims - 2) != b.sizes().slice(0, dims - 2))
