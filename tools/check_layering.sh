@@ -2,7 +2,7 @@
 # The layering rules (README "Layout"), checked on the includes (ctest: lint.layering):
 #   io → model → trace → methods → cli: a layer includes only the headers of the layers below it;
 #   include/nnterp/ includes only libtorch, the standard library and include/nnterp/ (no src/, no
-#   nlohmann/json: a consumer needs only libtorch + nnterp); cli/ includes only the public API;
+#   nlohmann/json: a consumer needs only libtorch + nnterp); cli/ and python/src/ include only the public API;
 #   architecture files name standardized weights by Weight:: key, never by string.
 # Prints every violation and exits 1 when there is one.
 set -uo pipefail
@@ -26,6 +26,7 @@ check_dir() {  # check_dir DIR ALLOWED_PREFIX_REGEX
 check_dir include/nnterp 'nnterp/'
 grep -nE '#include *<nlohmann/' include/nnterp/*.hpp && violation "a public header includes nlohmann/json"
 check_dir cli 'nnterp/|[a-z_]+\.hpp$'
+check_dir python/src 'nnterp/|bindings\.hpp$'
 check_dir src/core 'nnterp/|core/'
 check_dir src/io 'nnterp/|core/|io/'
 check_dir src/tokenizer 'nnterp/|core/|io/|tokenizer/'

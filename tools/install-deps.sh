@@ -10,6 +10,8 @@ PACKAGES=(
   libonig-dev libutf8proc-dev           # tokenizer regexes and Unicode normalization
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium                              # headless browser for tests/browser (the HTML plots)
+  python3-dev pybind11-dev python3-torch  # the Python module (python/, docs/python.md)
+  python3-pytest python3-numpy python3-pandas python3-plotly  # its tests, prompts_to_df, plot_topk_tokens
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -17,6 +17,7 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,30 @@ using StepBody = std::function<void(Trace& t, int step)>;
 StepBody at_all_steps(TraceBody body);
 StepBody at_steps(int first, int last, TraceBody body);  // inclusive
 StepBody at_prompt(TraceBody body);                      // step 0 only
+
+// A generation run one step at a time, for callers whose step body is not a C++ callable (the
+// Python module's `for step in gen.iter[...]`). generate() is exactly this loop:
+//   while (!g.done()) g.accept(run_trace(model, g.next_input(), body_of(g.step())));
+class Generation {
+ public:
+  Generation(const LanguageModel& model, const TraceInput& inputs, const GenerateOptions& options = {});
+  ~Generation();
+  Generation(Generation&&) noexcept;
+
+  bool done() const;  // max_new_tokens generated, or every row at its EOS (stop_at_eos)
+  int step() const;   // the step whose forward runs next (0: the prompt)
+  // The forward of step(): the prompt at step 0 (every step with `recompute`), else the last
+  // tokens, with the KV cache; logits for the last position only.
+  ForwardInput next_input();
+  // That forward's logits: chooses the next tokens (greedy or sampled), appends them, moves on.
+  // Throws when they are undefined (the step's body stopped the forward).
+  void accept(torch::Tensor logits);
+  GenerateResult result() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 GenerateResult generate(const LanguageModel& model, const TraceInput& inputs,
                         const GenerateOptions& options = {}, const StepBody& body = {});

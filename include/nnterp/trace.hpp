@@ -112,6 +112,28 @@ class Trace {
 
 using TraceBody = std::function<void(Trace&)>;
 
+// A trace whose body is whatever the caller runs between opening it and finish(), for callers
+// whose body cannot be one C++ callable (the Python module's `with model.trace(...):` block).
+// trace() is the Trace a body gets, with the same rules (one thread, forward order). Destroying an
+// OpenTrace that was not finished abandons the forward, as an exception in a body does.
+class OpenTrace {
+ public:
+  OpenTrace(const LanguageModel& model, const ForwardInput& input, const TraceOptions& options = {});
+  ~OpenTrace();
+  OpenTrace(const OpenTrace&) = delete;
+  OpenTrace& operator=(const OpenTrace&) = delete;
+
+  Trace& trace() { return *trace_; }
+  // Runs the forward to its end (or to where stop() ended it); returns the logits (undefined if stopped).
+  torch::Tensor finish();
+  // Unwinds a paused forward without computing anything more.
+  void abandon();
+
+ private:
+  std::unique_ptr<Trace::Engine> engine_;
+  std::unique_ptr<Trace> trace_;
+};
+
 // Runs `body` interleaved with one forward pass over `inputs`; returns the logits (undefined if the
 // body called stop()). An exception in the body abandons the forward cleanly and propagates.
 torch::Tensor run_trace(const LanguageModel& model, const TokenBatch& inputs, const TraceBody& body,

@@ -117,77 +117,100 @@ torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& seen, con
 
 }  // namespace
 
-GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, const GenerateOptions& options,
-                        const StepBody& body) {
+struct Generation::State {
+  const LanguageModel& model;
+  GenerateOptions options;
+  int64_t B = 0, T = 0;
+  std::vector<int64_t> eos;
+  int64_t pad = 0;
+  at::Generator generator;
+  torch::Tensor ids, mask, eos_tensor, unfinished, last_tokens;
+  KVCache cache;
+  std::vector<torch::Tensor> step_logits;
+  int step = 0;
+  bool finished = false;
+
+  State(const LanguageModel& m, const GenerateOptions& o) : model(m), options(o) {}
+};
+
+Generation::Generation(const LanguageModel& model, const TraceInput& inputs, const GenerateOptions& options)
+    : s_(std::make_unique<State>(model, options)) {
   check_options(options);
   TokenBatch batch = model.tokenize(inputs);  // checks ids, mask values and empty rows
-  const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+  s_->B = batch.input_ids.size(0), s_->T = batch.input_ids.size(1);
   check_left_padded(batch.attention_mask);
   check_position_budget(model, batch.attention_mask, options.max_new_tokens);
-  std::vector<int64_t> eos = options.eos_token_ids.empty() ? model.eos_token_ids() : options.eos_token_ids;
-  const int64_t pad = options.pad_token_id ? *options.pad_token_id
-                                           : model.pad_token_id().value_or(eos.empty() ? 0 : eos.front());
-  if (options.stop_at_eos && !eos.empty() && (pad < 0 || pad >= model.vocab_size()))
+  auto& eos = s_->eos;
+  eos = options.eos_token_ids.empty() ? model.eos_token_ids() : options.eos_token_ids;
+  s_->pad = options.pad_token_id ? *options.pad_token_id : model.pad_token_id().value_or(eos.empty() ? 0 : eos.front());
+  if (options.stop_at_eos && !eos.empty() && (s_->pad < 0 || s_->pad >= model.vocab_size()))
     throw Error(ErrorKind::InvalidArgument, "pad_token_id",
-                "the id padding finished rows, " + std::to_string(pad) + ", is outside the vocabulary [0, " +
+                "the id padding finished rows, " + std::to_string(s_->pad) + ", is outside the vocabulary [0, " +
                     std::to_string(model.vocab_size()) + ")",
                 options.pad_token_id ? "set GenerateOptions::pad_token_id to an id of this model"
                                      : "the model's config gives this pad id: set GenerateOptions::pad_token_id");
-  at::Generator generator = options.seed ? at::detail::createCPUGenerator(*options.seed)
-                                         : at::detail::createCPUGenerator(static_cast<uint64_t>(std::random_device{}()));
+  s_->generator = options.seed ? at::detail::createCPUGenerator(*options.seed)
+                               : at::detail::createCPUGenerator(static_cast<uint64_t>(std::random_device{}()));
+  s_->ids = batch.input_ids.to(torch::kInt64), s_->mask = batch.attention_mask.to(torch::kInt64);
+  s_->eos_tensor = torch::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, torch::kInt64);
+  s_->unfinished = torch::ones({s_->B}, torch::kBool);
+  s_->cache.reserve(s_->ids.size(1) + options.max_new_tokens);  // one allocation per layer for the whole generation
+}
+
+Generation::~Generation() = default;
+Generation::Generation(Generation&&) noexcept = default;
+
+bool Generation::done() const { return s_->finished || s_->step >= s_->options.max_new_tokens; }
+
+int Generation::step() const { return s_->step; }
+
+ForwardInput Generation::next_input() {
+  ForwardInput in;
+  in.logits_last_only = true;
+  const bool whole = s_->options.recompute || s_->step == 0;
+  in.input_ids = whole ? s_->ids : s_->last_tokens.unsqueeze(1);
+  in.attention_mask = s_->mask;
+  if (!s_->options.recompute) in.cache = &s_->cache;
+  return in;
+}
+
+void Generation::accept(torch::Tensor logits) {
   torch::NoGradGuard no_grad;
-  torch::Tensor ids = batch.input_ids.to(torch::kInt64), mask = batch.attention_mask.to(torch::kInt64);
-  auto eos_tensor = torch::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, torch::kInt64);
-  auto unfinished = torch::ones({B}, torch::kBool);
-  KVCache cache;
-  cache.reserve(ids.size(1) + options.max_new_tokens);  // one allocation per layer for the whole generation
-  std::vector<torch::Tensor> step_logits;
-  torch::Tensor last_tokens;
-
-  for (int step = 0; step < options.max_new_tokens; ++step) {
-    ForwardInput in;
-    in.logits_last_only = true;
-    if (options.recompute || step == 0) {
-      in.input_ids = ids;
-      in.attention_mask = mask;
-    } else {
-      in.input_ids = last_tokens.unsqueeze(1);
-      in.attention_mask = mask;
-    }
-    if (!options.recompute) in.cache = &cache;
-    TraceBody step_body;
-    if (body) step_body = [&](Trace& t) { body(t, step); };
-    torch::Tensor logits = run_trace(model, in, step_body);
-    if (!logits.defined())
-      throw Error(ErrorKind::InvalidArgument, "generation step " + std::to_string(step),
-                  "the step body stopped the forward pass, so there are no logits to choose the next token from");
-    // As HF's generate: the next-token logits in float32, beside the ids (on the CPU).
-    logits = logits.select(1, -1).to(torch::kCPU, torch::kFloat32);
-    if (options.keep_logits) step_logits.push_back(logits);
-    torch::Tensor next = choose_tokens(logits, ids, options, generator);
-    if (options.stop_at_eos && !eos.empty()) next = torch::where(unfinished, next, torch::full_like(next, pad));
-    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
-    mask = torch::cat({mask, torch::ones({B, 1}, torch::kInt64)}, 1);  // as HF: finished rows keep a mask of 1
-    last_tokens = next;
-    if (options.on_step) options.on_step(step, next);
-    if (options.stop_at_eos && !eos.empty()) {
-      unfinished = unfinished & torch::isin(next, eos_tensor).logical_not();
-      if (!unfinished.any().item<bool>()) break;
-    }
+  auto& s = *s_;
+  if (!logits.defined())
+    throw Error(ErrorKind::InvalidArgument, "generation step " + std::to_string(s.step),
+                "the step body stopped the forward pass, so there are no logits to choose the next token from");
+  // As HF's generate: the next-token logits in float32, beside the ids (on the CPU).
+  logits = logits.select(1, -1).to(torch::kCPU, torch::kFloat32);
+  if (s.options.keep_logits) s.step_logits.push_back(logits);
+  torch::Tensor next = choose_tokens(logits, s.ids, s.options, s.generator);
+  const bool eos_stops = s.options.stop_at_eos && !s.eos.empty();
+  if (eos_stops) next = torch::where(s.unfinished, next, torch::full_like(next, s.pad));
+  s.ids = torch::cat({s.ids, next.unsqueeze(1)}, 1);
+  s.mask = torch::cat({s.mask, torch::ones({s.B, 1}, torch::kInt64)}, 1);  // as HF: finished rows keep a mask of 1
+  s.last_tokens = next;
+  if (s.options.on_step) s.options.on_step(s.step, next);
+  ++s.step;
+  if (eos_stops) {
+    s.unfinished = s.unfinished & torch::isin(next, s.eos_tensor).logical_not();
+    if (!s.unfinished.any().item<bool>()) s.finished = true;
   }
+}
 
+GenerateResult Generation::result() const {
+  const auto& s = *s_;
   GenerateResult result;
-  result.ids = ids;
-  result.attention_mask = mask;
-  result.prompt_length = T;
-  if (options.keep_logits && !step_logits.empty()) result.step_logits = torch::stack(step_logits, 1);
-  if (const Tokenizer* tok = model.tokenizer()) {
-    for (int64_t b = 0; b < B; ++b) {
-      auto row = ids[b].narrow(0, T, ids.size(1) - T);
+  result.ids = s.ids;
+  result.attention_mask = s.mask;
+  result.prompt_length = s.T;
+  if (s.options.keep_logits && !s.step_logits.empty()) result.step_logits = torch::stack(s.step_logits, 1);
+  if (const Tokenizer* tok = s.model.tokenizer()) {
+    for (int64_t b = 0; b < s.B; ++b) {
+      auto row = s.ids[b].narrow(0, s.T, s.ids.size(1) - s.T);
       std::vector<int64_t> new_ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
       // Stop at the first EOS: later positions are padding.
       for (size_t k = 0; k < new_ids.size(); ++k)
-        if (std::find(eos.begin(), eos.end(), new_ids[k]) != eos.end()) {
+        if (std::find(s.eos.begin(), s.eos.end(), new_ids[k]) != s.eos.end()) {
           new_ids.resize(k);
           break;
         }
@@ -195,6 +218,19 @@ GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, co
     }
   }
   return result;
+}
+
+GenerateResult generate(const LanguageModel& model, const TraceInput& inputs, const GenerateOptions& options,
+                        const StepBody& body) {
+  Generation generation(model, inputs, options);
+  torch::NoGradGuard no_grad;
+  while (!generation.done()) {
+    const int step = generation.step();
+    TraceBody step_body;
+    if (body) step_body = [&](Trace& t) { body(t, step); };
+    generation.accept(run_trace(model, generation.next_input(), step_body));
+  }
+  return generation.result();
 }
 
 }  // namespace nnterp

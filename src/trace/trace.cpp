@@ -283,26 +283,34 @@ torch::Tensor run_trace(const LanguageModel& model, const TokenBatch& inputs, co
   return run_trace(model, input, body, options);
 }
 
+OpenTrace::OpenTrace(const LanguageModel& model, const ForwardInput& input, const TraceOptions& options)
+    : engine_(std::make_unique<Trace::Engine>(model, input, options)), trace_(std::make_unique<Trace>(*engine_)) {}
+
+OpenTrace::~OpenTrace() = default;  // ~Engine abandons a paused forward
+
+torch::Tensor OpenTrace::finish() { return engine_->finish(); }
+
+void OpenTrace::abandon() { engine_->abandon(); }
+
 torch::Tensor run_trace(const LanguageModel& model, const ForwardInput& input, const TraceBody& body,
                         const TraceOptions& options) {
   if (!body) {  // nothing to interleave: a plain forward
     GradModeScope grad(options.grad);
     return model.forward(input);
   }
-  Trace::Engine engine(model, input, options);
-  Trace trace(engine);
+  OpenTrace open(model, input, options);
   GradModeScope grad(options.grad);
   std::exception_ptr body_error;
   try {
-    body(trace);
+    body(open.trace());
   } catch (...) {
     body_error = std::current_exception();
   }
   if (body_error) {
-    engine.abandon();  // outside the handler: the forward unwinds with no exception being handled here
+    open.abandon();  // outside the handler: the forward unwinds with no exception being handled here
     std::rethrow_exception(body_error);
   }
-  return engine.finish();
+  return open.finish();
 }
 
 }  // namespace nnterp

@@ -5,9 +5,11 @@
 #  3. tests/package/consumer (find_package(nnterp) + nnterp::nnterp) configures, builds and runs
 #     against the prefix alone: it loads the gpt2 fixture and checks its logits against HF's;
 #  4. the prefix is moved elsewhere and its CLI runs `nnterp logit-lens` on the default model, which
-#     it must find inside the moved prefix (not in the source tree).
+#     it must find inside the moved prefix (not in the source tree);
+#  5. given PYTHON (the module was built), the moved prefix's Python package imports from outside
+#     the source tree and loads the default model from the prefix.
 set -euo pipefail
-build=$1 src=$2 work=$3
+build=$1 src=$2 work=$3 python=${4:-}
 rm -rf "$work" && mkdir -p "$work"
 unset NNTERP_DEFAULT_MODEL NNTERP_PLOTLY_JS
 prefix=$work/prefix
@@ -36,3 +38,17 @@ echo "$out" | grep -q "\"path\": \"$moved/share/nnterp/models/default\"" ||
 (cd "$work" && "$moved/bin/nnterp" logit-lens --prompt "The capital of France is" --html lens.html)
 grep -q "Plotly" "$work/lens.html" || { echo "FAIL: lens.html has no plotly.js"; exit 1; }
 echo "ok: the moved prefix's CLI found its default model and plotly.js in $moved/share/nnterp"
+
+if [ -n "$python" ]; then
+  pydir=$(ls -d "$moved"/lib/python3*/dist-packages 2>/dev/null | head -1)
+  [ -n "$pydir" ] && [ -e "$pydir/nnterp/__init__.py" ] || { echo "FAIL: the Python package was not installed"; exit 1; }
+  (cd "$work" && PYTHONPATH="$pydir" "$python" -c "
+import nnterp
+print('nnterp', nnterp.__version__, 'from', nnterp.__file__)
+assert nnterp.__file__.startswith('$pydir'), nnterp.__file__
+model = nnterp.StandardizedTransformer()
+assert model.name_or_path == '$moved/share/nnterp/models/default', model.name_or_path
+print(nnterp.logit_lens(model, 'The capital of France is').shape)
+")
+  echo "ok: the moved prefix's Python package imported and found its default model"
+fi
