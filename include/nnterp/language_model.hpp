@@ -116,6 +116,10 @@ class LanguageModel {
 
   // The model's own final norm + lm_head + final scaling/soft-cap applied to a residual-stream tensor.
   torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
+  // Its two halves, project_on_vocab(h) == unembed(final_norm(h)): the final norm (ln_final), and
+  // lm_head with the final scaling / soft-cap (what the `logits` point holds).
+  torch::Tensor final_norm(const torch::Tensor& hidden) const;
+  torch::Tensor unembed(const torch::Tensor& normed) const;
 
   // The tokenizer from the model folder (tokenizer.json); null when the folder has none.
   const Tokenizer* tokenizer() const;

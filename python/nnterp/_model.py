@@ -173,10 +173,13 @@ class LayerAccessor:
 
 
 class ModulePoint:
-    """``model.ln_final`` / ``model.lm_head`` / ``model.embed_tokens``: ``.output`` inside a trace."""
+    """``model.ln_final`` / ``model.lm_head`` / ``model.embed_tokens``: ``.output`` inside a trace;
+    ``model.ln_final(h)`` and ``model.lm_head(h)`` apply the module (the final norm; the
+    unembedding with the model's final scaling / soft-cap, so lm_head(ln_final(h)) ==
+    project_on_vocab(h))."""
 
-    def __init__(self, model, point, name):
-        self._model, self._point, self._name = model, int(point), name
+    def __init__(self, model, point, name, apply=None):
+        self._model, self._point, self._name, self._apply = model, int(point), name, apply
 
     @property
     def output(self):
@@ -186,9 +189,10 @@ class ModulePoint:
     def output(self, value):
         self._model._open_trace(f"{self._name}.output").set(self._point, -1, value)
 
-    def __call__(self, *args, **kwargs):
-        raise UnsupportedError(f"calling model.{self._name} as a function is not supported; "
-                               "use model.project_on_vocab(hidden) for ln_final + lm_head")
+    def __call__(self, hidden):
+        if self._apply is None:
+            raise UnsupportedError(f"calling model.{self._name} as a function is not supported")
+        return self._apply(hidden)
 
 
 class Tracer:
@@ -355,8 +359,8 @@ class StandardizedTransformer:
                             ("values", _P.Value), ("router_logits", _P.RouterLogits)):
             setattr(self, name, LayerAccessor(self, point, name))
         self.embed_tokens = ModulePoint(self, _P.Embed, "embed_tokens")
-        self.ln_final = ModulePoint(self, _P.FinalNorm, "ln_final")
-        self.lm_head = ModulePoint(self, _P.Logits, "lm_head")
+        self.ln_final = ModulePoint(self, _P.FinalNorm, "ln_final", self._engine.final_norm)
+        self.lm_head = ModulePoint(self, _P.Logits, "lm_head", self._engine.unembed)
 
     def __repr__(self):
         return (f"StandardizedTransformer({self._engine.path!r}, {self._engine.architecture}, "

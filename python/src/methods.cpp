@@ -106,6 +106,47 @@ void bind_methods(py::module_& m) {
     return generate_result(result);
   });
 
+  m.def("collect_token_activations", [](const Model& model, const py::handle& prompts, const std::vector<int>& layers,
+                                        int64_t idx, Point point, int64_t batch_size, const std::string& out_dir,
+                                        int64_t shard_size, const std::string& dtype, bool overwrite, bool progress) {
+    auto input = trace_input(prompts);
+    CollectOptions o;
+    o.layers = layers, o.idx = idx, o.point = point, o.batch_size = batch_size, o.out_dir = out_dir;
+    o.shard_size = shard_size, o.overwrite = overwrite, o.progress = progress;
+    o.dtype = parse_dtype_option(dtype, "dtype").value_or(torch::kFloat32);
+    CollectResult r;
+    {
+      py::gil_scoped_release unlocked;
+      r = collect_token_activations(model, input, o);
+    }
+    std::vector<std::string> shards;
+    for (const auto& path : r.shards) shards.push_back(path.string());
+    return py::dict(py::arg("activations") = r.activations.defined() ? py::cast(r.activations) : py::none(),
+                    py::arg("layers") = r.layers, py::arg("num_prompts") = r.num_prompts,
+                    py::arg("shards") = shards, py::arg("shards_written") = r.shards_written,
+                    py::arg("shards_skipped") = r.shards_skipped, py::arg("seconds") = r.seconds);
+  });
+  m.def("load_activations", [](const std::string& dir, const std::vector<int>& layers) {
+    auto shards = ActivationShards::open(dir);
+    return py::make_tuple(shards.load(layers), shards.prompt_index(), shards.manifest_json());
+  });
+  m.def("activation_patching", [](const Model& model, const py::handle& clean, const py::handle& corrupted,
+                                  PatchMetric metric, Point point, const std::vector<int>& layers, bool per_position,
+                                  const std::vector<int64_t>& positions, bool per_head, int64_t batch_size) {
+    auto clean_input = trace_input(clean), corrupted_input = trace_input(corrupted);
+    PatchingOptions o;
+    o.point = point, o.layers = layers, o.per_position = per_position, o.positions = positions;
+    o.per_head = per_head, o.metric = std::move(metric), o.batch_size = batch_size;
+    PatchingResult r;
+    {
+      py::gil_scoped_release unlocked;  // the metric, a Python callable, takes the GIL back when called
+      r = activation_patching(model, clean_input, corrupted_input, o);
+    }
+    return py::dict(py::arg("values") = r.values, py::arg("normalized") = r.normalized(), py::arg("dims") = r.dims,
+                    py::arg("layers") = r.layers, py::arg("positions") = r.positions,
+                    py::arg("clean_metric") = r.clean_metric, py::arg("corrupted_metric") = r.corrupted_metric);
+  });
+
   py::class_<Prompt>(m, "Prompt", "A prompt with target tokens per category (nnterp::Prompt).")
       .def(py::init<>())
       .def_readwrite("prompt", &Prompt::prompt)

@@ -172,7 +172,15 @@ void bind_model(py::module_& m) {
       .def("project_on_vocab", [](const StandardizedTransformer& s, const torch::Tensor& hidden) {
              py::gil_scoped_release unlocked;
              return s.project_on_vocab(hidden);
-           }, py::arg("hidden"));
+           }, py::arg("hidden"))
+      .def("final_norm", [](const StandardizedTransformer& s, const torch::Tensor& hidden) {
+             py::gil_scoped_release unlocked;
+             return s.final_norm(hidden);
+           }, py::arg("hidden"))
+      .def("unembed", [](const StandardizedTransformer& s, const torch::Tensor& normed) {
+             py::gil_scoped_release unlocked;
+             return s.unembed(normed);
+           }, py::arg("normed"));
 
   m.def("default_model_dir", [] { return default_model_dir().string(); });
   m.def("load_safetensors", [](const std::string& path) {

@@ -3,18 +3,13 @@
 // 2·layers times per token: 9.5 ms of a 52 ms GPT-2-small batch-8 step (docs/performance.md).
 #include <algorithm>
 
+#include "core/tensor_text.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/forward.hpp"
 
 namespace nnterp {
 
 namespace {
-
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + "]";
-}
 
 // Whether `view` is the first positions of `buffer`, so that positions behind it can be written.
 bool is_front_of(const torch::Tensor& view, const torch::Tensor& buffer) {
@@ -31,7 +26,7 @@ torch::Tensor extend(torch::Tensor& past, torch::Tensor& buffer, const torch::Te
   if (past.defined() && (past.dim() != 4 || past.size(0) != added.size(0) || past.size(1) != added.size(1) ||
                          past.size(3) != added.size(3)))
     throw Error(ErrorKind::Shape, name,
-                "the cache holds " + shape_text(past) + " but this forward adds " + shape_text(added) +
+                "the cache holds " + shape_text(past.sizes()) + " but this forward adds " + shape_text(added.sizes()) +
                     " ([batch, kv_heads, positions, head_dim] must match)",
                 "run the forward with the batch the cache was built with, or clear() the cache");
   if (!is_front_of(past, buffer) || buffer.size(2) < after) {

@@ -232,15 +232,31 @@ torch::Tensor LanguageModel::forward(const torch::Tensor& ids, const torch::Tens
   return forward(in, hooks);
 }
 
-torch::Tensor LanguageModel::project_on_vocab(const torch::Tensor& hidden) const {
-  if (!hidden.defined() || hidden.dim() == 0 || hidden.size(-1) != hidden_size() || !hidden.is_floating_point())
-    throw Error(ErrorKind::Shape, "project_on_vocab",
-                "expected a floating-point tensor [..., hidden_size = " + std::to_string(hidden_size()) + "], got " +
+namespace {
+
+// A residual-stream tensor [..., hidden] for `what`, in the model's dtype and on its device.
+torch::Tensor residual_for(const LanguageModel& model, const torch::Tensor& hidden, const char* what) {
+  if (!hidden.defined() || hidden.dim() == 0 || hidden.size(-1) != model.hidden_size() || !hidden.is_floating_point())
+    throw Error(ErrorKind::Shape, what,
+                "expected a floating-point tensor [..., hidden_size = " + std::to_string(model.hidden_size()) + "], got " +
                     (hidden.defined() ? shape_text(hidden.sizes()) + " " + c10::toString(hidden.scalar_type())
                                       : std::string("an undefined tensor")),
                 "project a residual-stream tensor (a layer's input or output)");
-  // Another float dtype or device is converted to the model's.
-  return impl_->decoder->project_on_vocab(hidden.to(device(), dtype()));
+  return hidden.to(model.device(), model.dtype());  // another float dtype or device is converted
+}
+
+}  // namespace
+
+torch::Tensor LanguageModel::project_on_vocab(const torch::Tensor& hidden) const {
+  return impl_->decoder->project_on_vocab(residual_for(*this, hidden, "project_on_vocab"));
+}
+
+torch::Tensor LanguageModel::final_norm(const torch::Tensor& hidden) const {
+  return impl_->decoder->final_norm(residual_for(*this, hidden, "final_norm"));
+}
+
+torch::Tensor LanguageModel::unembed(const torch::Tensor& normed) const {
+  return impl_->decoder->unembed(residual_for(*this, normed, "unembed"));
 }
 
 }  // namespace nnterp

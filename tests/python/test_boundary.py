@@ -146,3 +146,32 @@ def test_hf_batches_and_tokenizer_outputs_are_inputs(default_model):
     with hf_model("gpt2").trace(arch_inputs["input_ids"][1]) as single_row:  # [T] ids: one row
         pass
     assert single_row.output.shape[0] == 1
+
+
+def test_long_cpp_work_lets_other_python_threads_run(default_model):
+    """The GIL is released while C++ runs with no Python (here a collection), so another thread
+    progresses meanwhile. A long switch interval keeps the GIL with the caller unless released."""
+    import sys
+    import threading
+
+    model = default_model
+    prompts = [f"prompt number {i} says something" for i in range(16)]
+    state = {"count": 0, "done": False}
+
+    def spin():
+        while not state["done"]:
+            state["count"] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    worker = threading.Thread(target=spin)
+    try:
+        worker.start()
+        before = state["count"]
+        nnterp.collect_token_activations(model, prompts, batch_size=4)
+        during = state["count"] - before
+    finally:
+        state["done"] = True
+        sys.setswitchinterval(interval)
+        worker.join()
+    assert during > 1000, f"the other thread ran {during} iterations during the collection"

@@ -146,3 +146,35 @@ def test_generation_steps_run_in_lock_step_with_the_loop_body(default_model):
                 1 / 0
     with model.trace(prompt):  # the model is free again
         model.logits
+
+
+def test_activation_patching_restores_the_clean_answer(default_model):
+    model = default_model
+    clean, corrupted = "The capital of France is", "The capital of Italy is"
+    tok = model.tokenizer
+    assert len(tok.encode(clean)) == len(tok.encode(corrupted))
+    paris, rome = tok.encode(" Paris", add_special_tokens=False)[0], tok.encode(" Rome", add_special_tokens=False)[0]
+    result = nnterp.activation_patching(model, clean, corrupted, (paris, rome), layers=[0, model.num_layers - 1])
+    assert result.dims == ["layer", "position"] and result.values.shape == (2, len(tok.encode(clean)))
+    assert result.clean_metric > result.corrupted_metric
+    # The last layer's residual at the last position carries everything the logits depend on.
+    assert result.normalized[1, -1].item() == pytest.approx(1.0, abs=1e-5)
+    with model.trace(clean):
+        clean_logits = model.logits[:, -1].clone()
+    assert result.clean_metric == pytest.approx((clean_logits[:, paris] - clean_logits[:, rome]).mean().item(), rel=1e-5)
+
+
+def test_collection_streams_to_disk_and_reads_back(default_model, tmp_path):
+    model = default_model
+    prompts = [f"prompt number {i} says" for i in range(7)]
+    r = nnterp.collect_token_activations(model, prompts, layers=[1, 3], out_dir=tmp_path / "acts", shard_size=3)
+    assert r["activations"] is None and len(r["shards"]) == 3 and r["shards_written"] == 3
+    acts, index = nnterp.load_activations(tmp_path / "acts")
+    assert torch.equal(index, torch.arange(7))
+    assert torch.allclose(acts, get_token_activations(model, prompts, layers=[1, 3]), atol=1e-5)
+    again = nnterp.collect_token_activations(model, prompts, layers=[1, 3], out_dir=tmp_path / "acts", shard_size=3)
+    assert again["shards_skipped"] == 3  # a rerun resumes
+    in_memory = nnterp.collect_token_activations(model, prompts, layers=[1, 3], point="mlps_output", dtype=torch.bfloat16)
+    assert in_memory["activations"].dtype == torch.bfloat16 and in_memory["activations"].shape == (2, 7, model.hidden_size)
+    with pytest.raises(nnterp.InvalidArgumentError, match="unknown 'mlp_out'"):
+        nnterp.collect_token_activations(model, prompts, point="mlp_out")

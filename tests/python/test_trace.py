@@ -31,6 +31,11 @@ def test_writing_the_last_layer_output_gives_its_projection(arch):
         model.layers_output[-1] = replacement
         logits = model.logits.save()
     assert torch.equal(logits, model.project_on_vocab(replacement))
+    with model.trace(inputs):
+        h = model.layers_output[last].save()
+        normed = model.ln_final.output.save()
+        out = model.lm_head.output.save()
+    assert torch.equal(model.ln_final(h), normed) and torch.equal(model.lm_head(normed), out)
 
 
 def test_in_place_edits_reach_the_forward(default_model):
