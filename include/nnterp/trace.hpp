@@ -124,12 +124,14 @@ class OpenTrace {
   OpenTrace& operator=(const OpenTrace&) = delete;
 
   Trace& trace() { return *trace_; }
-  // Runs the forward to its end (or to where stop() ended it); returns the logits (undefined if stopped).
+  // Runs the forward to its end (or to where stop() ended it); returns the logits (undefined if
+  // stopped). After abandon(), an Error.
   torch::Tensor finish();
   // Unwinds a paused forward without computing anything more.
   void abandon();
 
  private:
+  bool abandoned_ = false;
   std::unique_ptr<Trace::Engine> engine_;
   std::unique_ptr<Trace> trace_;
 };

@@ -154,10 +154,13 @@ class LayerAccessor:
         return i
 
     def __getitem__(self, i):  # the hot path of a trace: kept lean (bench/bench_python_trace.py)
-        trace = self._model._trace
+        model = self._model
+        trace = model._trace
         if trace is None:
-            trace = self._model._open_trace(self._name)
-        return trace.get(self._point, self._layer(i))
+            trace = model._open_trace(self._name)
+        if i.__class__ is not int or i < 0:
+            i = self._layer(i)
+        return trace.get(self._point, i)
 
     def __setitem__(self, i, value):
         self._model._open_trace(self._name).set(self._point, self._layer(i), value)

@@ -288,9 +288,15 @@ OpenTrace::OpenTrace(const LanguageModel& model, const ForwardInput& input, cons
 
 OpenTrace::~OpenTrace() = default;  // ~Engine abandons a paused forward
 
-torch::Tensor OpenTrace::finish() { return engine_->finish(); }
+torch::Tensor OpenTrace::finish() {
+  if (abandoned_) throw Error(ErrorKind::InvalidArgument, "trace", "the trace was abandoned: there is no forward to finish");
+  return engine_->finish();
+}
 
-void OpenTrace::abandon() { engine_->abandon(); }
+void OpenTrace::abandon() {
+  abandoned_ = true;
+  engine_->abandon();
+}
 
 torch::Tensor run_trace(const LanguageModel& model, const ForwardInput& input, const TraceBody& body,
                         const TraceOptions& options) {

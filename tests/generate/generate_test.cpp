@@ -49,6 +49,24 @@ TEST_P(Generation, CachedAndRecomputeAgree) {
       << (cached.step_logits - recomputed.step_logits).abs().max();
 }
 
+TEST_P(Generation, StepsDrivenThroughOpenTracesEqualGenerateWithABody) {
+  // The Python module's loop: nnterp::Generation with an OpenTrace per step, the body's code run
+  // between opening and finishing it, against generate() with the same body as a StepBody.
+  auto o = greedy();
+  const auto v = torch::randn({model->hidden_size()}) * 3;
+  auto steer = [&](Trace& t) { t.steer({0}, v); };
+  auto expected = model->generate(batch(), o, at_steps(1, 2, steer));
+  nnterp::Generation generation(*model, batch(), o);
+  while (!generation.done()) {
+    const int step = generation.step();
+    OpenTrace open(*model, generation.next_input());
+    if (step >= 1 && step <= 2) steer(open.trace());
+    generation.accept(open.finish());
+  }
+  EXPECT_TRUE(torch::equal(generation.result().ids, expected.ids)) << fx->name;
+  EXPECT_TRUE(torch::equal(generation.result().step_logits, expected.step_logits)) << fx->name;
+}
+
 INSTANTIATE_TEST_SUITE_P(HF, Generation, ::testing::ValuesIn(hf_fixture_names()), [](const auto& info) { return info.param; });
 
 class GenerationSemantics : public ::testing::Test {

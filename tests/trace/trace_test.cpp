@@ -182,6 +182,27 @@ class TraceErrors : public ::testing::Test {
   torch::Tensor clean;
 };
 
+TEST_F(TraceErrors, AnOpenTraceLeftUnfinishedIsAbandonedCleanly) {
+  // OpenTrace (the Python `with` block's engine): destroyed while its forward is paused mid-way.
+  const int threads = thread_count();
+  for (int i = 0; i < 3; ++i) {
+    OpenTrace open(*model, ForwardInput{fx->input_ids, fx->attention_mask});
+    open.trace().layers_output[1].mul_(2.0);
+  }
+  {
+    OpenTrace open(*model, ForwardInput{fx->input_ids, fx->attention_mask});
+    open.trace().layers_output[0];
+    open.abandon();
+    EXPECT_THROW(open.finish(), Error);  // nothing left to finish: a clear error, no crash
+  }
+  EXPECT_EQ(thread_count(), threads);
+  expect_model_still_works();
+  OpenTrace open(*model, ForwardInput{fx->input_ids, fx->attention_mask});
+  auto h = open.trace().layers_output[0].clone();
+  EXPECT_TRUE(torch::equal(open.finish(), clean));
+  EXPECT_TRUE(torch::equal(model->unembed(model->final_norm(h)), model->project_on_vocab(h)));
+}
+
 TEST_F(TraceErrors, OutOfOrderAccessNamesBothPoints) {
   try {
     model->trace(batch(), [&](Trace& t) {
