@@ -36,7 +36,8 @@ enum class Activation {
   GeluNew,   // the same formula as HF's gelu_new spells it, op by op: in bf16/f16 each op rounds
   GeluExact,
   Silu,
-  Relu
+  Relu,
+  Relu2  // relu(x)²: Arcee's MLP (HF "relu2")
 };
 
 // How a block combines its branches with the residual stream.
@@ -50,7 +51,7 @@ enum class RotaryLayout {
   Half,        // rotate_half: dims [0:d/2] pair with [d/2:d] (LLaMA, NeoX)
   Interleaved  // rotate_every_two: pairs (0,1), (2,3), ... (GPT-J, CodeGen, Cohere)
 };
-enum class RopeScaling { None, Linear, Llama3 };
+enum class RopeScaling { None, Linear, Llama3, Yarn };
 enum class AlibiKind { Bloom, Mpt };
 
 struct RotarySpec {
@@ -58,14 +59,18 @@ struct RotarySpec {
   RotaryLayout layout = RotaryLayout::Half;
   double theta = 10000.0;
   RopeScaling scaling = RopeScaling::None;
-  double factor = 1.0;  // linear / llama3
-  double low_freq_factor = 1.0, high_freq_factor = 4.0;
-  int64_t original_max_position = 8192;
+  double factor = 1.0;  // linear / llama3 / yarn
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position = 8192;                  // llama3 / yarn
+  double beta_fast = 32, beta_slow = 1;                  // yarn: the ramp's bounds, in rotations
+  bool truncate = true;                                  // yarn: floor/ceil the ramp's bounds
+  double attention_factor = 1.0;                         // multiplies cos and sin (yarn)
 
   bool operator==(const RotarySpec& o) const {
     return dim == o.dim && layout == o.layout && theta == o.theta && scaling == o.scaling && factor == o.factor &&
            low_freq_factor == o.low_freq_factor && high_freq_factor == o.high_freq_factor &&
-           original_max_position == o.original_max_position;
+           original_max_position == o.original_max_position && beta_fast == o.beta_fast &&
+           beta_slow == o.beta_slow && truncate == o.truncate && attention_factor == o.attention_factor;
   }
 };
 

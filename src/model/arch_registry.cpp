@@ -118,6 +118,29 @@ std::vector<LayerSpec> uniform_layers(int64_t n, const LayerSpec& spec) {
   return std::vector<LayerSpec>(static_cast<size_t>(n), spec);
 }
 
+namespace {
+
+// HF's yarn parameters (modeling_rope_utils._compute_yarn_parameters).
+void read_yarn(RotarySpec& r, const Config& c, const Config& s) {
+  r.scaling = RopeScaling::Yarn;
+  r.original_max_position = s.integer_or({"original_max_position_embeddings"}, c.integer({"max_position_embeddings"}));
+  r.factor = s.has("factor") ? s.number({"factor"})
+                             : static_cast<double>(c.integer({"max_position_embeddings"})) / r.original_max_position;
+  r.beta_fast = s.number_or({"beta_fast"}, 0) ? s.number({"beta_fast"}) : 32;  // HF: `or 32`, so 0 means 32
+  r.beta_slow = s.number_or({"beta_slow"}, 0) ? s.number({"beta_slow"}) : 1;
+  r.truncate = s.boolean_or({"truncate"}, true);
+  auto mscale = [](double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; };
+  const double m = s.number_or({"mscale"}, 0), m_all = s.number_or({"mscale_all_dim"}, 0);
+  if (s.has("attention_factor"))
+    r.attention_factor = s.number({"attention_factor"});
+  else if (m != 0 && m_all != 0)  // a lone mscale has no effect, as in HF
+    r.attention_factor = mscale(r.factor, m) / mscale(r.factor, m_all);
+  else
+    r.attention_factor = mscale(r.factor, 1.0);
+}
+
+}  // namespace
+
 RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout layout, double default_theta) {
   RotarySpec r;
   r.dim = rotary_dim;
@@ -136,9 +159,11 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
     r.low_freq_factor = s.number({"low_freq_factor"});
     r.high_freq_factor = s.number({"high_freq_factor"});
     r.original_max_position = s.integer({"original_max_position_embeddings"});
+  } else if (type == "yarn") {
+    read_yarn(r, c, s);
   } else {
     throw Error(ErrorKind::Unsupported, c.source(), "rope_scaling type '" + type + "' is not supported",
-                "supported rope_scaling types: default, linear, llama3");
+                "supported rope_scaling types: default, linear, llama3, yarn");
   }
   return r;
 }
@@ -150,8 +175,9 @@ Activation activation_from_name(const std::string& name, const std::string& sour
   if (name == "gelu") return Activation::GeluExact;
   if (name == "silu" || name == "swish") return Activation::Silu;
   if (name == "relu") return Activation::Relu;
+  if (name == "relu2") return Activation::Relu2;
   throw Error(ErrorKind::Unsupported, source, "activation '" + name + "' is not supported",
-              "supported activations: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, relu");
+              "supported activations: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, relu, relu2");
 }
 
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t n, std::function<bool(int64_t)> fallback) {

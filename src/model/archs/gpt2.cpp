@@ -1,11 +1,11 @@
 // gpt2: pre-LayerNorm blocks with biases everywhere, learned absolute positions, fused Conv1D
 // c_attn ([in, out] storage, q|k|v), gelu_new MLP, tied lm_head.
-#include "model/arch.hpp"
+#include "model/archs/relatives.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::model {
 
-static ArchSpec gpt2(const Config& c) {
+ArchSpec gpt2(const Config& c) {
   ArchSpec a;
   a.name = "gpt2";
   a.hf_class = "GPT2LMHeadModel";

@@ -12,7 +12,7 @@ void use_whole_projection_qk_norm(ArchSpec& a, const Config& c) {
   map_norm(a.weights, Weight::KNorm, "model.layers.{i}.self_attn.k_norm", false);
 }
 
-static ArchSpec olmo2(const Config& c) {
+ArchSpec olmo2(const Config& c) {
   ArchSpec a = llama_like(c, "olmo2", "Olmo2ForCausalLM");
   use_whole_projection_qk_norm(a, c);
   a.norm.weight_in_float32 = true;                     // Olmo2RMSNorm: (weight * x).to(dtype) in float32

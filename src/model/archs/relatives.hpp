@@ -12,6 +12,8 @@ namespace nnterp::model {
 ArchSpec gemma(const Config& c);   // gemma.cpp: for gemma2
 ArchSpec gemma2(const Config& c);  // gemma2.cpp: for gemma3_text
 ArchSpec gptj(const Config& c);    // gptj.cpp: for codegen
+ArchSpec gpt2(const Config& c);    // gpt2.cpp: for gpt_bigcode
+ArchSpec olmo2(const Config& c);   // olmo2.cpp: for olmo3
 ArchSpec qwen2(const Config& c);   // qwen2.cpp: for qwen3
 
 // cohere.cpp: the Cohere block (parallel, single mean-centred LayerNorm without bias, interleaved

@@ -63,6 +63,7 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
       case Activation::GeluExact: return at::gelu(v);
       case Activation::Silu: return at::silu(v);
       case Activation::Relu: return at::relu(v);
+      case Activation::Relu2: return at::relu(v).square();
     }
     return v;
   });

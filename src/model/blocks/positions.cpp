@@ -11,7 +11,8 @@ namespace {
 
 torch::Tensor inverse_frequencies(const RotarySpec& spec) {
   auto exponents = torch::arange(0, spec.dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(spec.dim);
-  auto inv_freq = 1.0 / torch::pow(spec.theta, exponents);
+  auto pos_freqs = torch::pow(spec.theta, exponents);
+  auto inv_freq = 1.0 / pos_freqs;
   switch (spec.scaling) {
     case RopeScaling::None: return inv_freq;
     case RopeScaling::Linear: return inv_freq / spec.factor;
@@ -26,6 +27,21 @@ torch::Tensor inverse_frequencies(const RotarySpec& spec) {
       auto smoothed = (1 - smooth) * scaled / spec.factor + smooth * scaled;
       auto medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen);
       return torch::where(medium, smoothed, scaled);
+    }
+    case RopeScaling::Yarn: {
+      // High frequencies kept (extrapolated), low ones divided by `factor` (interpolated), a linear
+      // ramp over the dims between the bounds where beta_fast and beta_slow rotations fit in the
+      // original context.
+      auto correction_dim = [&](double rotations) {
+        return spec.dim * std::log(spec.original_max_position / (rotations * 2 * M_PI)) / (2 * std::log(spec.theta));
+      };
+      double low = correction_dim(spec.beta_fast), high = correction_dim(spec.beta_slow);
+      if (spec.truncate) low = std::floor(low), high = std::ceil(high);
+      low = std::max(low, 0.0), high = std::min(high, static_cast<double>(spec.dim - 1));
+      if (low == high) high += 0.001;
+      auto ramp = ((torch::arange(spec.dim / 2, torch::kFloat32) - low) / (high - low)).clamp(0, 1);
+      auto extrapolated = 1 - ramp;
+      return 1.0 / (spec.factor * pos_freqs) * (1 - extrapolated) + inv_freq * extrapolated;
     }
   }
   return inv_freq;
@@ -52,8 +68,10 @@ RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position
                                                   : torch::repeat_interleave(freqs, 2, -1);
   // Computed in float32 and rounded to the model's dtype, as HF's rotary modules return them.
   const auto table_dtype = precision == RotaryPrecision::Float32 ? torch::kFloat32 : dtype;
-  return RotaryTables{angles.cos().unsqueeze(1).to(table_dtype), angles.sin().unsqueeze(1).to(table_dtype), spec.dim,
-                      spec.layout, precision != RotaryPrecision::InDtype};
+  auto cos = angles.cos(), sin = angles.sin();
+  if (spec.attention_factor != 1.0) cos = cos * spec.attention_factor, sin = sin * spec.attention_factor;
+  return RotaryTables{cos.unsqueeze(1).to(table_dtype), sin.unsqueeze(1).to(table_dtype), spec.dim, spec.layout,
+                      precision != RotaryPrecision::InDtype};
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& t) {
