@@ -109,6 +109,7 @@ struct AttentionSpec {
   double clip_qkv = 0;   // OLMo: clamp q, k, v to [-c, c], 0 = off
   QkNorm qk_norm = QkNorm::None;
   NormSpec qk_norm_spec;
+  bool qk_norm_after_rotary = false;  // HunYuan: the per-head QK-norm on the rotated q / k (others: before)
   // Rounding in bfloat16/float16 (no effect in float32), from each HF modeling file:
   RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
   ScoreRounding score_rounding = ScoreRounding::AfterMatmul;

@@ -161,9 +161,14 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
     r.original_max_position = s.integer({"original_max_position_embeddings"});
   } else if (type == "yarn") {
     read_yarn(r, c, s);
+  } else if (type == "dynamic" && s.has("alpha")) {
+    // NTK-alpha (HunYuan): a fixed base θ·α^(d/(d−2)), no attention scaling. (HF's plain "dynamic"
+    // NTK, whose base grows with the sequence, is not supported.)
+    const double d = static_cast<double>(rotary_dim);
+    r.theta *= std::pow(s.number({"alpha"}), d / (d - 2));
   } else {
     throw Error(ErrorKind::Unsupported, c.source(), "rope_scaling type '" + type + "' is not supported",
-                "supported rope_scaling types: default, linear, llama3, yarn");
+                "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha)");
   }
   return r;
 }

@@ -36,7 +36,8 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
     q = w.q_norm(q);
     k = w.k_norm(k);
   }
-  if (spec.qk_norm == QkNorm::PerHead || spec.qk_norm == QkNorm::PerHeadSeparate) {
+  const bool per_head_norm_kind = spec.qk_norm == QkNorm::PerHead || spec.qk_norm == QkNorm::PerHeadSeparate;
+  if (per_head_norm_kind && !spec.qk_norm_after_rotary) {
     q = per_head_norm(w.q_norm, spec.qk_norm, q.reshape({B, T, H, hd})).reshape({B, T, H * hd});
     k = per_head_norm(w.k_norm, spec.qk_norm, k.reshape({B, T, KV, hd})).reshape({B, T, KV * hd});
   }
@@ -46,6 +47,10 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   if (ctx.rotary) {
     q = apply_rotary(q, *ctx.rotary);
     k = apply_rotary(k, *ctx.rotary);
+  }
+  if (per_head_norm_kind && spec.qk_norm_after_rotary) {  // [B, heads, T, hd]: the norm is over hd
+    q = per_head_norm(w.q_norm, spec.qk_norm, q.transpose(1, 2)).transpose(1, 2);
+    k = per_head_norm(w.k_norm, spec.qk_norm, k.transpose(1, 2)).transpose(1, 2);
   }
   tap(Point::Query, ctx.layer, q);
   tap(Point::Key, ctx.layer, k);
