@@ -125,7 +125,7 @@ enum class MlpKind {
 struct MoeSpec {
   int64_t num_experts = 0, top_k = 0;
   bool normalize_top_k = false;           // renormalise the k routing weights to sum to 1
-  bool shared_expert = false;             // Qwen2-MoE: + sigmoid(gate(x)) * shared_mlp(x)
+  bool shared_expert = false;             // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
 };
 
 struct MlpSpec {
@@ -152,6 +152,7 @@ enum class WeightTransform {
   QkvPerHeadInterleaved,  // NeoX/Bloom fused rows per head [h0: q,k,v | h1: q,k,v | ...]
   QkvFalconGroups,     // Falcon new arch: per kv group [q ... q, k, v]
   QkvCodegenMp4,       // CodeGen: 4 chunks, each [q | v | k] for heads/4 heads
+  SelectExpert,        // an Expert weight stored for all experts at once, [experts, ...]: expert e's slice (GraniteMoE)
 };
 
 struct WeightSource {

@@ -103,7 +103,7 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
       if (spec_.mlp.moe.shared_expert) {
         L.moe.shared.gate_up_w = w.rows({Weight::SharedGateUp, i});
         L.moe.shared.down_w = get(Weight::SharedDown);
-        L.moe.shared_gate_w = get(Weight::SharedGate);
+        L.moe.shared_gate_w = get_or_undefined(Weight::SharedGate);  // absent: the shared expert is ungated
       }
     } else {
       L.mlp.up_w = get_or_undefined(Weight::Up);

@@ -77,6 +77,16 @@ torch::Tensor canonical_qkv(const torch::Tensor& t, WeightTransform transform, c
   }
 }
 
+// Expert `id.expert`'s slice of a tensor stored for every expert, [experts, ...]: a view.
+torch::Tensor select_expert(const torch::Tensor& all, const std::string& name, const WeightId& id) {
+  if (all.dim() < 2 || id.expert < 0 || id.expert >= all.size(0))
+    throw Error(ErrorKind::Shape, name,
+                "expected [experts, ...] with at least " + std::to_string(id.expert + 1) + " experts, got " +
+                    shape_text(all.sizes()),
+                "config.json's expert count and the checkpoint disagree");
+  return all.select(0, id.expert);
+}
+
 // How many whole dot-separated components `a` and `b` share from the start.
 size_t shared_components(const std::string& a, const std::string& b) {
   size_t n = 0;
@@ -149,6 +159,7 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
     for (const auto& n : names) {
       parts.push_back(store.stored(n));
       if (source.transform == WeightTransform::Transpose && parts.back().dim() == 2) parts.back() = parts.back().t();
+      if (source.transform == WeightTransform::SelectExpert) parts.back() = select_expert(parts.back(), n, id);
       used.emplace(n, id);
     }
     for (size_t k = 1; k < parts.size(); ++k)  // parts stack along their rows: the rest must agree
@@ -157,8 +168,9 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
                     "its parts cannot be stacked: " + names[0] + " is " + shape_text(parts[0].sizes()) + " but " + names[k] +
                         " is " + shape_text(parts[k].sizes()),
                     "config.json and the checkpoint disagree, or the checkpoint is corrupt");
-    bool stored_as_needed = placement.device.is_cpu() &&
-                            (source.transform == WeightTransform::None || source.transform == WeightTransform::Transpose);
+    bool stored_as_needed = placement.device.is_cpu() && (source.transform == WeightTransform::None ||
+                                                          source.transform == WeightTransform::Transpose ||
+                                                          source.transform == WeightTransform::SelectExpert);
     for (const auto& p : parts) stored_as_needed = stored_as_needed && p.scalar_type() == placement.dtype;
     // Several 2-D parts: kept as row blocks (a fused copy of q|k|v or gate|up would double them).
     const bool blocks = stored_as_needed && parts.size() > 1 && parts[0].dim() == 2 && source.transform == WeightTransform::None;

@@ -2,11 +2,11 @@
 // embedding module), residual adds x + residual_multiplier·branch, attention scores ×
 // attention_multiplier instead of 1/sqrt(head_dim), logits ÷ logits_scaling; optional MLP
 // biases (mlp_bias).
-#include "model/arch.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
-static ArchSpec granite(const Config& c) {
+ArchSpec granite(const Config& c) {
   ArchSpec a = llama_like(c, "granite", "GraniteForCausalLM");
   a.embed_multiplier = c.number_or({"embedding_multiplier"}, 1.0);
   a.residual_multiplier = c.number_or({"residual_multiplier"}, 1.0);

@@ -1,11 +1,11 @@
 // hunyuan_v1_dense: llama with a per-head QK-norm (`query_layernorm` / `key_layernorm`) applied
 // after rotary, not before; NTK-alpha rope (`rope_scaling` {type: dynamic, alpha}: a fixed base
 // θ·α^(d/(d−2)), rotary_from_config). Tied by default.
-#include "model/arch.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
-static ArchSpec hunyuan_v1_dense(const Config& c) {
+ArchSpec hunyuan_v1_dense(const Config& c) {
   ArchSpec a = llama_like(c, "hunyuan_v1_dense", "HunYuanDenseV1ForCausalLM");
   a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
   const std::string L = "model.layers.{i}.self_attn.";

@@ -14,6 +14,8 @@ ArchSpec gemma2(const Config& c);  // gemma2.cpp: for gemma3_text
 ArchSpec gptj(const Config& c);    // gptj.cpp: for codegen
 ArchSpec gpt2(const Config& c);    // gpt2.cpp: for gpt_bigcode
 ArchSpec olmo2(const Config& c);   // olmo2.cpp: for olmo3
+ArchSpec granite(const Config& c); // granite.cpp: for granitemoe
+ArchSpec hunyuan_v1_dense(const Config& c);  // hunyuan_v1_dense.cpp: for hunyuan_v1_moe
 ArchSpec qwen2(const Config& c);   // qwen2.cpp: for qwen3
 
 // cohere.cpp: the Cohere block (parallel, single mean-centred LayerNorm without bias, interleaved

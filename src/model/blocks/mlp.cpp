@@ -35,8 +35,12 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
   }
   if (spec.moe.shared_expert) {
     auto shared = mlp(MlpKind::Gated, spec.activation, w.shared, tokens);
-    auto gate = elementwise(dense(tokens, w.shared_gate_w), [](const torch::Tensor& t) { return torch::sigmoid(t); });
-    out = out + gate * shared;
+    if (!w.shared_gate_w.defined()) {  // HunYuan: added as it is
+      out = out + shared;
+    } else {
+      auto gate = elementwise(dense(tokens, w.shared_gate_w), [](const torch::Tensor& t) { return torch::sigmoid(t); });
+      out = out + gate * shared;
+    }
   }
   return out.view(shape);
 }
