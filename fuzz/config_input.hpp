@@ -6,8 +6,8 @@
 // Two kinds of input:
 //  - text starting with '{' (after optional whitespace): a whole config.json; text that is not
 //    JSON is skipped (Config::load turns it into Error(Format) naming the file);
-//  - anything else: edits of a base config (the fixtures tests/data/hf/*/config.json in path
-//    order, picked by byte 0): a sequence of (key, value) records, the key from the keys the
+//  - anything else: edits of a base config (31 fixture configs tests/data/hf/*/config.json in a
+//    frozen order, load_base_configs; picked by byte 0): a sequence of (key, value) records, the key from the keys the
 //    architectures read (and, for the highest key bytes, the generation settings eos_token_id /
 //    pad_token_id), then one byte: erase the key (a multiple of 8) or set it to a value built from
 //    the following bytes (an integer, number, boolean, null, string, array or rope_scaling-like
@@ -138,15 +138,21 @@ inline std::optional<nlohmann::json> decode_config_input(const uint8_t* data, si
   return j;
 }
 
-// The edit records' base configs: every <hf_dir>/*/config.json, in path order.
+// The edit records' base configs: the 31 fixtures byte 0 indexed (modulo 31) when the stored
+// inputs were found, in that order. Frozen: another base would change what every stored input
+// decodes to. Fixtures added since reach the fuzzer as whole-config seeds
+// (fuzz/corpus/config/fixture_<name>.json).
 inline std::vector<nlohmann::json> load_base_configs(const std::filesystem::path& hf_dir) {
-  std::vector<std::filesystem::path> paths;
-  for (const auto& e : std::filesystem::directory_iterator(hf_dir))
-    if (std::filesystem::exists(e.path() / "config.json")) paths.push_back(e.path() / "config.json");
-  std::sort(paths.begin(), paths.end());
+  static const char* const names[] = {
+      "bloom",  "codegen", "cohere", "cohere2", "falcon", "falcon_mq", "gemma",     "gemma2",
+      "gemma3", "gpt2",    "gpt_neo", "gpt_neox", "gptj", "granite",   "llama",     "llama3",
+      "mistral", "mixtral", "mpt",   "olmo",    "olmo2",  "olmoe",     "opt",       "phi",
+      "phi3",   "qwen2",   "qwen2_moe", "qwen3", "stablelm", "stablelm_qkln_par", "starcoder2"};
   std::vector<nlohmann::json> out;
-  for (const auto& p : paths) {
-    std::ifstream in(p);
+  for (const char* name : names) {
+    const auto path = hf_dir / name / "config.json";
+    if (!std::filesystem::exists(path)) continue;
+    std::ifstream in(path);
     out.push_back(nlohmann::json::parse(in));
   }
   return out;

@@ -84,7 +84,8 @@ class LanguageModel {
   int64_t hidden_size() const;
   int64_t vocab_size() const;
   // Whether the model has a mixture-of-experts router (the layers.{i}.router_logits point).
-  bool has_router() const;
+  bool has_router() const;                   // a mixture of experts (router logits at its MoE layers)
+  bool has_router(int64_t layer) const;      // layer `layer` is an MoE layer (false for a dense one)
   // The number of learned absolute positions (a hard limit on sequence length); nullopt when
   // positions are rotary, ALiBi or absent (those run beyond config.json's maximum, with a warning).
   std::optional<int64_t> learned_positions() const;

@@ -155,7 +155,9 @@ void bind_model(py::module_& m) {
       .def_property_readonly("head_dim", &StandardizedTransformer::head_dim)
       .def_property_readonly("hidden_size", &StandardizedTransformer::hidden_size)
       .def_property_readonly("vocab_size", &StandardizedTransformer::vocab_size)
-      .def_property_readonly("has_router", &StandardizedTransformer::has_router)
+      .def_property_readonly("has_router", [](const StandardizedTransformer& s) { return s.has_router(); })
+      .def("has_router_at", [](const StandardizedTransformer& s, int64_t layer) { return s.has_router(layer); },
+           py::arg("layer"), "Whether layer `layer` is a mixture-of-experts layer (has router logits).")
       .def_property_readonly("dtype", [](const StandardizedTransformer& s) { return dtype_name(s.dtype()); })
       .def_property_readonly("device", [](const StandardizedTransformer& s) { return s.device().str(); })
       .def_property_readonly("eos_token_ids", &StandardizedTransformer::eos_token_ids)

@@ -79,6 +79,7 @@ struct LayerSpec {
   int64_t sliding_window = 0;            // 0: full causal; W: key j visible to query i iff i-W < j <= i
   PositionKind positions = PositionKind::None;  // Rotary here; Learned/Alibi are model-level
   RotarySpec rotary;
+  bool dense_mlp = false;  // in an MoE model, a layer with a dense SwiGLU (Qwen3-MoE's mlp_only_layers)
 };
 
 enum class QkNorm {
@@ -263,6 +264,9 @@ struct SizeKeys {
 void read_sizes(ArchSpec& a, const Config& c, const SizeKeys& keys);
 // torch_dtype/dtype etc. are ignored; this checks the common keys every llama-like model has.
 ArchSpec llama_like(const Config& c, const std::string& name, const std::string& hf_class);
+
+// The MLP of layer i: MoE, or the dense SwiGLU of an MoE model's dense layer, or the model's kind.
+MlpKind layer_mlp_kind(const ArchSpec& a, int64_t layer);
 
 // Weight-map helpers for the common "model.layers.{i}...." layout.
 WeightSource src(std::string name, bool optional = false);

@@ -247,6 +247,11 @@ void read_sizes(ArchSpec& a, const Config& c, const SizeKeys& keys) {
   a.norm = {NormKind::LayerNorm, eps};
 }
 
+MlpKind layer_mlp_kind(const ArchSpec& a, int64_t layer) {
+  if (a.mlp.kind != MlpKind::MoE) return a.mlp.kind;
+  return a.layers[static_cast<size_t>(layer)].dense_mlp ? MlpKind::Gated : MlpKind::MoE;
+}
+
 ArchSpec llama_like(const Config& c, const std::string& name, const std::string& hf_class) {
   ArchSpec a;
   a.name = name;

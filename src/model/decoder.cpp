@@ -92,7 +92,7 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
       L.attn.q_norm = make_norm(w, Weight::QNorm, i, spec_.attn.qk_norm_spec);
       L.attn.k_norm = make_norm(w, Weight::KNorm, i, spec_.attn.qk_norm_spec);
     }
-    if (spec_.mlp.kind == MlpKind::MoE) {
+    if (layer_mlp_kind(spec_, i) == MlpKind::MoE) {
       L.moe.router_w = get(Weight::Router);
       for (int e = 0; e < spec_.mlp.moe.num_experts; ++e) {
         MlpWeights expert;
@@ -133,11 +133,12 @@ void Decoder::check_weights() const {
     expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
     expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
     expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
-    if (spec_.mlp.kind == MlpKind::Gated)
+    const MlpKind kind = layer_mlp_kind(spec_, i);
+    if (kind == MlpKind::Gated)
       expect_shape({Weight::GateUp, i}, L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
-    if (spec_.mlp.kind == MlpKind::Plain)
+    if (kind == MlpKind::Plain)
       expect_shape({Weight::Up, i}, L.mlp.up_w, {I, Hd}, "intermediate × hidden");
-    if (spec_.mlp.kind != MlpKind::MoE)
+    if (kind != MlpKind::MoE)
       expect_shape({Weight::Down, i}, L.mlp.down_w, {Hd, I}, "hidden × intermediate");
     else
       expect_shape({Weight::Router, i}, L.moe.router_w, {spec_.mlp.moe.num_experts, Hd}, "experts × hidden");
@@ -177,8 +178,9 @@ torch::Tensor Decoder::project_on_vocab(const torch::Tensor& hidden) const { ret
 
 torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const {
   const auto& L = layers_[i];
-  if (spec_.mlp.kind == MlpKind::MoE) return moe(spec_.mlp, L.moe, x, tap, i);
-  return mlp(spec_.mlp.kind, spec_.mlp.activation, L.mlp, x);
+  const MlpKind kind = layer_mlp_kind(spec_, i);
+  if (kind == MlpKind::MoE) return moe(spec_.mlp, L.moe, x, tap, i);
+  return mlp(kind, spec_.mlp.activation, L.mlp, x);
 }
 
 torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {

@@ -87,6 +87,29 @@ torch::Tensor select_expert(const torch::Tensor& all, const std::string& name, c
   return all.select(0, id.expert);
 }
 
+// Whether layer i has a use for `weight`: an MoE model's dense layers have no router or shared
+// expert, and its MoE layers no dense MLP.
+bool layer_uses(const ArchSpec& spec, Weight weight, int layer) {
+  if (spec.mlp.kind != MlpKind::MoE) return true;
+  const bool moe = layer_mlp_kind(spec, layer) == MlpKind::MoE;
+  switch (weight) {
+    case Weight::Router:
+    case Weight::SharedGateUp:
+    case Weight::SharedDown:
+    case Weight::SharedGate:
+      return moe;
+    case Weight::GateUp:
+    case Weight::GateUpBias:
+    case Weight::Up:
+    case Weight::UpBias:
+    case Weight::Down:
+    case Weight::DownBias:
+      return !moe;
+    default:
+      return true;
+  }
+}
+
 // How many whole dot-separated components `a` and `b` share from the start.
 size_t shared_components(const std::string& a, const std::string& b) {
   size_t n = 0;
@@ -213,11 +236,13 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
         load_one(WeightId{weight}, source);
         break;
       case WeightScope::Layer:
-        for (int i = 0; i < layers; ++i) load_one(WeightId{weight, i}, source);
+        for (int i = 0; i < layers; ++i)
+          if (layer_uses(spec, weight, i)) load_one(WeightId{weight, i}, source);
         break;
       case WeightScope::Expert:
         for (int i = 0; i < layers; ++i)
-          for (int e = 0; e < experts; ++e) load_one(WeightId{weight, i, e}, source);
+          if (layer_mlp_kind(spec, i) == MlpKind::MoE)
+            for (int e = 0; e < experts; ++e) load_one(WeightId{weight, i, e}, source);
         break;
     }
   }

@@ -155,6 +155,11 @@ struct Trace::Engine : PointHooks {
     if (p.point == Point::RouterLogits && !model.has_router())
       throw Error(ErrorKind::InvalidArgument, p.name(),
                   "this " + model.architecture() + " model has no router (it is not a mixture of experts)");
+    if (p.point == Point::RouterLogits && !model.has_router(p.layer))
+      throw Error(ErrorKind::InvalidArgument, p.name(),
+                  "layer " + std::to_string(p.layer) + " of this " + model.architecture() +
+                      " model has a dense MLP, so no router",
+                  "read router_logits at its mixture-of-experts layers");
   }
 
   void check_thread(const std::string& what) const {

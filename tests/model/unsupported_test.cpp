@@ -27,11 +27,11 @@ TEST(Unsupported, UnknownModelTypeNamesItAndListsTheSupportedOnes) {
 
 TEST(Unsupported, UnknownRopeScalingTypeIsNamed) {
   EditedFixture fx("llama");
-  fx.config()["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  fx.config()["rope_scaling"] = {{"rope_type", "dynamic"}, {"factor", 4.0}};  // dynamic NTK, without HunYuan's alpha
   Error e = load_error(fx.path());
   EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
-  EXPECT_EQ(e.message(), "rope_scaling type 'yarn' is not supported");
-  EXPECT_EQ(e.hint(), "supported rope_scaling types: default, linear, llama3");
+  EXPECT_EQ(e.message(), "rope_scaling type 'dynamic' is not supported");
+  EXPECT_EQ(e.hint(), "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha)");
 }
 
 TEST(Unsupported, UnknownActivationIsNamed) {

@@ -29,7 +29,7 @@ class TraceTest : public ::testing::TestWithParam<std::string> {
     std::vector<PointId> out{{Point::Embed, -1}};
     for (int i = 0; i < model->num_layers(); ++i)
       for (const auto& info : point_table())
-        if (info.per_layer() && (info.point != Point::RouterLogits || model->has_router()))
+        if (info.per_layer() && (info.point != Point::RouterLogits || model->has_router(i)))
           out.push_back({info.point, i});
     out.push_back({Point::FinalNorm, -1});
     out.push_back({Point::Logits, -1});
@@ -255,6 +255,23 @@ TEST_F(TraceErrors, RouterLogitsOnADenseModelIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("not a mixture of experts"), std::string::npos) << e.what();
   }
+}
+
+TEST(TraceMixedMoe, RouterLogitsOfADenseLayerIsAClearErrorAndMoeLayersHaveThem) {
+  // qwen3_moe's fixture: layer 1 is in mlp_only_layers (a dense SwiGLU), layers 0 and 2 are MoE.
+  Fixture fx("qwen3_moe");
+  StandardizedTransformer model(fx.dir.string());
+  EXPECT_TRUE(model.has_router() && model.has_router(0) && !model.has_router(1) && model.has_router(2));
+  try {
+    model.trace(TokenBatch{fx.input_ids, fx.attention_mask}, [&](Trace& t) { t.router_logits[1]; });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "layers.1.router_logits");
+    EXPECT_NE(e.message().find("layer 1 of this qwen3_moe model has a dense MLP"), std::string::npos) << e.what();
+  }
+  model.trace(TokenBatch{fx.input_ids, fx.attention_mask}, [&](Trace& t) {
+    EXPECT_EQ(t.router_logits[2].size(-1), 8);
+  });
 }
 
 TEST_F(TraceErrors, ExceptionInBodyPropagatesAndLeavesNoThread) {

@@ -1,7 +1,7 @@
 // qwen2_moe: like qwen2 (q/k/v biases, `qkv_bias`), except the MLP is a mixture of SwiGLU
 // experts (`mlp.gate` router, softmax over all experts, top-k, renormalised only if
-// norm_topk_prob) plus a shared SwiGLU expert scaled by sigmoid(shared_expert_gate(x)).
-// Only uniform models: every layer MoE (or every layer dense); no sliding window.
+// norm_topk_prob) plus a shared SwiGLU expert scaled by sigmoid(shared_expert_gate(x)). Layers
+// in mlp_only_layers (or off the decoder_sparse_step) keep qwen2's dense SwiGLU. No sliding window.
 #include <algorithm>
 
 #include "model/archs/relatives.hpp"
@@ -9,27 +9,35 @@
 
 namespace nnterp::model {
 
+bool use_qwen_moe(ArchSpec& a, const Config& c) {
+  // HF: layer i is MoE iff i is not in mlp_only_layers and num_experts > 0 and (i+1) % step == 0.
+  const int64_t experts = c.integer_or({"num_experts"}, 60), step = c.integer_or({"decoder_sparse_step"}, 1);
+  const std::vector<int64_t> dense_only = c.integers_or({"mlp_only_layers"}, {});
+  bool any = false;
+  for (int64_t i = 0; i < a.num_layers; ++i) {
+    const bool moe = experts > 0 && step > 0 && (i + 1) % step == 0 &&
+                     std::find(dense_only.begin(), dense_only.end(), i) == dense_only.end();
+    a.layers[i].dense_mlp = !moe;
+    any = any || moe;
+  }
+  if (!any) return false;  // every layer dense: exactly the dense model's block
+  const std::string M = "model.layers.{i}.mlp.";
+  const auto dense_gate_up = a.weights.at(Weight::GateUp), dense_down = a.weights.at(Weight::Down);
+  use_moe(a, experts, c.integer_or({"num_experts_per_tok"}, 4), c.boolean_or({"norm_topk_prob"}, false),
+          M + "gate.weight", M + "experts.{e}.gate_proj.weight", M + "experts.{e}.up_proj.weight",
+          M + "experts.{e}.down_proj.weight");
+  a.weights[Weight::GateUp] = dense_gate_up;  // for the dense layers
+  a.weights[Weight::Down] = dense_down;
+  return true;
+}
+
 static ArchSpec qwen2_moe(const Config& c) {
   ArchSpec a = llama_like(c, "qwen2_moe", "Qwen2MoeForCausalLM");
   if (c.boolean_or({"use_sliding_window"}, false))
     throw Error(ErrorKind::Unsupported, c.source(), "qwen2_moe with use_sliding_window=true is not supported",
                 "released Qwen1.5-MoE / Qwen2-MoE checkpoints use use_sliding_window: false");
-  // HF: layer i is MoE iff i is not in mlp_only_layers and num_experts > 0 and (i+1) % step == 0.
-  const int64_t experts = c.integer_or({"num_experts"}, 60), step = c.integer_or({"decoder_sparse_step"}, 1);
-  const std::vector<int64_t> dense_only = c.integers_or({"mlp_only_layers"}, {});
-  int64_t moe_layers = 0;
-  for (int64_t i = 0; i < a.num_layers; ++i)
-    moe_layers += experts > 0 && step > 0 && (i + 1) % step == 0 &&
-                  std::find(dense_only.begin(), dense_only.end(), i) == dense_only.end();
-  if (moe_layers == 0) return a;  // every layer dense: exactly qwen2's block
-  if (moe_layers != a.num_layers)
-    throw Error(ErrorKind::Unsupported, c.source(),
-                "qwen2_moe mixing dense and MoE layers (decoder_sparse_step / mlp_only_layers) is not supported",
-                "nnterp supports qwen2_moe models whose layers are all MoE (decoder_sparse_step 1, mlp_only_layers [])");
+  if (!use_qwen_moe(a, c)) return a;
   const std::string M = "model.layers.{i}.mlp.";
-  use_moe(a, experts, c.integer_or({"num_experts_per_tok"}, 4), c.boolean_or({"norm_topk_prob"}, false),
-          M + "gate.weight", M + "experts.{e}.gate_proj.weight", M + "experts.{e}.up_proj.weight",
-          M + "experts.{e}.down_proj.weight");
   a.mlp.moe.shared_expert = true;
   a.weights[Weight::SharedGateUp] =
       cat({M + "shared_expert.gate_proj.weight", M + "shared_expert.up_proj.weight"});

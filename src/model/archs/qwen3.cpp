@@ -5,7 +5,7 @@
 
 namespace nnterp::model {
 
-static ArchSpec qwen3(const Config& c) {
+ArchSpec qwen3(const Config& c) {
   ArchSpec a = qwen2(c);
   a.name = "qwen3";
   a.hf_class = "Qwen3ForCausalLM";

@@ -17,6 +17,7 @@ ArchSpec olmo2(const Config& c);   // olmo2.cpp: for olmo3
 ArchSpec granite(const Config& c); // granite.cpp: for granitemoe
 ArchSpec hunyuan_v1_dense(const Config& c);  // hunyuan_v1_dense.cpp: for hunyuan_v1_moe
 ArchSpec qwen2(const Config& c);   // qwen2.cpp: for qwen3
+ArchSpec qwen3(const Config& c);   // qwen3.cpp: for qwen3_moe
 
 // cohere.cpp: the Cohere block (parallel, single mean-centred LayerNorm without bias, interleaved
 // rotary, logit_scale, tied), for cohere and cohere2.
@@ -27,6 +28,11 @@ ArchSpec cohere_like(const Config& c, const std::string& name, const std::string
 // "{e}" (expert); `up` is concatenated after `gate` into Weight::ExpertGateUp's rows.
 void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
              const std::string& gate, const std::string& up, const std::string& down);
+
+// qwen2_moe.cpp: Qwen-MoE's layer plan (num_experts, decoder_sparse_step, mlp_only_layers,
+// num_experts_per_tok, norm_topk_prob; router mlp.gate, experts mlp.experts.{e}), the dense layers
+// keeping the spec's SwiGLU; for qwen2_moe and qwen3_moe. False when every layer is dense.
+bool use_qwen_moe(ArchSpec& a, const Config& c);
 
 // olmo2.cpp: QK-norm over the whole q / k projections (RMSNorm, `self_attn.{q,k}_norm`), for
 // olmo2 and olmoe.
