@@ -24,6 +24,12 @@ ForwardInput forward_input(const StandardizedTransformer& model, const py::handl
   return input;
 }
 
+// A point as the accessors pass it (the Point's int, cheaper to convert than the enum), checked.
+PointId point_id(int point, int layer) {
+  if (point < 0 || point > static_cast<int>(Point::Logits)) throw py::value_error("unknown point " + std::to_string(point));
+  return PointId{static_cast<Point>(point), layer};
+}
+
 class PyTrace {
  public:
   PyTrace(ModelPtr model, const py::handle& inputs, bool grad, bool check_non_finite)
@@ -38,9 +44,9 @@ class PyTrace {
 
   // The live value at a point: the forward runs up to it (with the GIL released: it runs no Python).
   torch::Tensor get(int point, int layer) {
-    if (point < 0 || point > static_cast<int>(Point::Logits)) throw py::value_error("unknown point " + std::to_string(point));
+    const PointId id = point_id(point, layer);
     py::gil_scoped_release unlocked;
-    return trace().at(PointId{static_cast<Point>(point), layer});
+    return trace().at(id);
   }
   torch::Tensor get_named(const std::string& name) {
     py::gil_scoped_release unlocked;
@@ -49,9 +55,9 @@ class PyTrace {
   // Replaces the value at a point: the forward continues with `value` (shape and dtype checked
   // when it resumes, as in C++).
   void set(int point, int layer, const torch::Tensor& value) {
-    if (point < 0 || point > static_cast<int>(Point::Logits)) throw py::value_error("unknown point " + std::to_string(point));
+    const PointId id = point_id(point, layer);
     py::gil_scoped_release unlocked;
-    trace().at(PointId{static_cast<Point>(point), layer}) = value;
+    trace().at(id) = value;
   }
 
   torch::Tensor finish() {

@@ -247,6 +247,9 @@ Activation activation_from_name(const std::string& hf_name, const std::string& s
 // legacy pattern P (layer i sliding iff (i+1) % P != 0), else from `fallback`.
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t num_layers,
                                              std::function<bool(int64_t)> fallback);
+// Layer i gets `window` where sliding[i], full causal attention elsewhere; with `full_layers_nope`
+// the full layers also lose their positional encoding (Cohere2, EXAONE 4).
+void set_sliding_layers(ArchSpec& a, const std::vector<bool>& sliding, int64_t window, bool full_layers_nope = false);
 // Config keys naming one value, the first present winning (HF renamed many: "n_embd" → "hidden_size").
 struct ConfigKeys {
   const char* first = nullptr;  // null: no key

@@ -247,6 +247,13 @@ void read_sizes(ArchSpec& a, const Config& c, const SizeKeys& keys) {
   a.norm = {NormKind::LayerNorm, eps};
 }
 
+void set_sliding_layers(ArchSpec& a, const std::vector<bool>& sliding, int64_t window, bool full_layers_nope) {
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    a.layers[i].sliding_window = sliding[i] ? window : 0;
+    if (full_layers_nope && !sliding[i]) a.layers[i].positions = PositionKind::None;
+  }
+}
+
 MlpKind layer_mlp_kind(const ArchSpec& a, int64_t layer) {
   if (a.mlp.kind != MlpKind::MoE) return a.mlp.kind;
   return a.layers[static_cast<size_t>(layer)].dense_mlp ? MlpKind::Gated : MlpKind::MoE;

@@ -21,11 +21,11 @@ bool is_front_of(const torch::Tensor& view, const torch::Tensor& buffer) {
 
 // past (a view of `buffer`, or any tensor a caller put there) followed by `added` along positions.
 torch::Tensor extend(torch::Tensor& past, torch::Tensor& buffer, const torch::Tensor& added, int64_t reserved,
-                     const std::string& name) {
+                     size_t layer, const char* what) {
   const int64_t before = past.defined() ? past.size(2) : 0, after = before + added.size(2);
   if (past.defined() && (past.dim() != 4 || past.size(0) != added.size(0) || past.size(1) != added.size(1) ||
                          past.size(3) != added.size(3)))
-    throw Error(ErrorKind::Shape, name,
+    throw Error(ErrorKind::Shape, "KV cache, layer " + std::to_string(layer) + " " + what,
                 "the cache holds " + shape_text(past.sizes()) + " but this forward adds " + shape_text(added.sizes()) +
                     " ([batch, kv_heads, positions, head_dim] must match)",
                 "run the forward with the batch the cache was built with, or clear() the cache");
@@ -62,9 +62,8 @@ void KVCache::clear() {
 std::pair<torch::Tensor, torch::Tensor> KVCache::append(size_t layer, const torch::Tensor& k, const torch::Tensor& v) {
   const size_t layers = std::max(layer + 1, keys.size());
   keys.resize(layers), values.resize(layers), key_buffers_.resize(layers), value_buffers_.resize(layers);
-  const std::string where = "KV cache, layer " + std::to_string(layer);
-  return {extend(keys[layer], key_buffers_[layer], k, reserved_, where + " keys"),
-          extend(values[layer], value_buffers_[layer], v, reserved_, where + " values")};
+  return {extend(keys[layer], key_buffers_[layer], k, reserved_, layer, "keys"),
+          extend(values[layer], value_buffers_[layer], v, reserved_, layer, "values")};
 }
 
 }  // namespace nnterp

@@ -9,10 +9,7 @@ static ArchSpec cohere2(const Config& c) {
   ArchSpec a = cohere_like(c, "cohere2", "Cohere2ForCausalLM");
   const int64_t window = c.integer_or({"sliding_window"}, 4096);
   auto sliding = sliding_layers_from_config(c, a.num_layers, [](int64_t i) { return (i + 1) % 4 != 0; });
-  for (int64_t i = 0; i < a.num_layers; ++i) {
-    a.layers[i].sliding_window = sliding[i] ? window : 0;
-    if (!sliding[i]) a.layers[i].positions = PositionKind::None;
-  }
+  set_sliding_layers(a, sliding, window, /*full_layers_nope=*/true);
   return a;
 }
 

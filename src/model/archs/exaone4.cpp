@@ -20,10 +20,7 @@ static ArchSpec exaone4(const Config& c) {
   if (!c.has("sliding_window")) return a;
   const int64_t window = c.integer({"sliding_window"}), pattern = c.integer_or({"sliding_window_pattern"}, 4);
   auto sliding = sliding_layers_from_config(c, a.num_layers, [&](int64_t i) { return pattern <= 0 || (i + 1) % pattern != 0; });
-  for (int64_t i = 0; i < a.num_layers; ++i) {
-    a.layers[i].sliding_window = sliding[i] ? window : 0;
-    if (!sliding[i]) a.layers[i].positions = PositionKind::None;
-  }
+  set_sliding_layers(a, sliding, window, /*full_layers_nope=*/true);
   return a;
 }
 

@@ -22,7 +22,7 @@ ArchSpec gemma2(const Config& c) {
   a.final_softcap = cap("final_logit_softcapping", 30.0);
   const int64_t window = c.integer_or({"sliding_window"}, 4096);
   auto sliding = sliding_layers_from_config(c, a.num_layers, [](int64_t i) { return i % 2 == 0; });
-  for (int64_t i = 0; i < a.num_layers; ++i) a.layers[i].sliding_window = sliding[i] ? window : 0;
+  set_sliding_layers(a, sliding, window);
 
   auto& w = a.weights;
   const std::string L = "model.layers.{i}.";

@@ -10,7 +10,7 @@ ArchSpec qwen2(const Config& c) {
   const int64_t window = use_window ? c.integer_or({"sliding_window"}, 0) : 0;
   const int64_t first_windowed = c.integer_or({"max_window_layers"}, a.num_layers);
   auto sliding = sliding_layers_from_config(c, a.num_layers, [&](int64_t i) { return window > 0 && i >= first_windowed; });
-  for (int64_t i = 0; i < a.num_layers; ++i) a.layers[i].sliding_window = sliding[i] ? window : 0;
+  set_sliding_layers(a, sliding, window);
   return a;
 }
 
