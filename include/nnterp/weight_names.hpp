@@ -38,8 +38,12 @@ enum class Weight {
   Down,              // layers.{i}.mlp.down.weight    [hidden, intermediate]
   DownBias,          // layers.{i}.mlp.down.bias
   Router,            // layers.{i}.moe.router.weight  [experts, hidden]
+  RouterBias,        // layers.{i}.moe.router.bias    [experts] (part of the router logits: gpt-oss)
+  RouterScoreBias,   // layers.{i}.moe.router.score_bias [experts] (added to the scores to choose experts, not to weight them)
   ExpertGateUp,      // layers.{i}.moe.experts.{e}.gate_up.weight  rows [gate | up]
+  ExpertGateUpBias,  // layers.{i}.moe.experts.{e}.gate_up.bias
   ExpertDown,        // layers.{i}.moe.experts.{e}.down.weight
+  ExpertDownBias,    // layers.{i}.moe.experts.{e}.down.bias
   SharedGateUp,      // layers.{i}.moe.shared.gate_up.weight       (the shared expert)
   SharedDown,        // layers.{i}.moe.shared.down.weight
   SharedGate,        // layers.{i}.moe.shared_gate.weight          [1, hidden]

@@ -123,10 +123,31 @@ enum class MlpKind {
   MoE,    // router → top-k of gated experts (+ optional shared expert)
 };
 
+// How a router turns its logits into per-expert scores.
+enum class RouterScoring {
+  Softmax,  // softmax over all experts, in float32 (Mixtral, Qwen-MoE, DeepSeek-V2, ERNIE)
+  Sigmoid,  // sigmoid of each logit (DeepSeek-V3, GLM-4.5, dots1, Llama-4)
+};
+// Group-limited routing (DeepSeek): the experts form `groups` equal groups and only the experts
+// of the `top_groups` best groups may be chosen (the others' scores are set to 0.0, as in HF).
+enum class GroupScore {
+  Max,      // a group's best score (DeepSeek-V2's group_limited_greedy)
+  SumTop2,  // the sum of its two best scores (DeepSeek-V3's noaux_tc)
+};
+
 struct MoeSpec {
   int64_t num_experts = 0, top_k = 0;
-  bool normalize_top_k = false;           // renormalise the k routing weights to sum to 1
-  bool shared_expert = false;             // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
+  RouterScoring scoring = RouterScoring::Softmax;
+  bool router_in_float32 = false;  // the router's product in float32 (DeepSeek-V3, ERNIE), not the model's dtype
+  // The experts are chosen by score + Weight::RouterScoreBias when that is mapped (DeepSeek-V3's
+  // correction bias) and weighted by the unbiased score.
+  int64_t groups = 1, top_groups = 1;
+  GroupScore group_score = GroupScore::Max;
+  bool normalize_top_k = false;    // divide the k routing weights by their sum ...
+  double normalize_epsilon = 0;    // ... plus this (DeepSeek-V3: 1e-20)
+  double normalize_floor = 0;      // ... or by at least this (ERNIE: moe_norm_min)
+  double routed_scaling = 1.0;     // × the routing weights (DeepSeek routed_scaling_factor)
+  bool shared_expert = false;      // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
 };
 
 struct MlpSpec {

@@ -67,6 +67,22 @@ static void check_config_sizes(const Config& c) {
   }
 }
 
+// Group-limited routing needs whole groups, and enough experts in the kept groups for the top-k.
+template <class Fail>
+static void check_expert_groups(const MoeSpec& m, Fail fail) {
+  if (m.groups == 1) return;
+  const int64_t per_group = m.groups > 0 ? m.num_experts / m.groups : 0;
+  if (m.groups < 1 || m.num_experts % m.groups != 0)
+    fail("n_group (" + std::to_string(m.groups) + ") must divide the " + std::to_string(m.num_experts) + " routed experts");
+  if (m.top_groups < 1 || m.top_groups > m.groups)
+    fail("topk_group (" + std::to_string(m.top_groups) + ") must be in [1, n_group = " + std::to_string(m.groups) + "]");
+  if (m.top_k > m.top_groups * per_group)
+    fail("num_experts_per_tok (" + std::to_string(m.top_k) + ") is more than the " + std::to_string(m.top_groups * per_group) +
+         " experts of the topk_group kept groups");
+  if (m.group_score == GroupScore::SumTop2 && per_group < 2)
+    fail("each of the n_group groups needs at least 2 experts (a group is scored by its two best)");
+}
+
 // The built ArchSpec must be one the decoder can run: positive sizes, whole kv groups, rotary
 // dims that fit a head, a top-k within the experts.
 static void check_spec(const ArchSpec& a, const Config& c) {
@@ -94,6 +110,7 @@ static void check_spec(const ArchSpec& a, const Config& c) {
   if (a.mlp.kind == MlpKind::MoE && (a.mlp.moe.num_experts < 1 || a.mlp.moe.top_k < 1 || a.mlp.moe.top_k > a.mlp.moe.num_experts))
     fail("num_experts_per_tok (" + std::to_string(a.mlp.moe.top_k) + ") must be in [1, num_experts = " +
          std::to_string(a.mlp.moe.num_experts) + "]");
+  if (a.mlp.kind == MlpKind::MoE) check_expert_groups(a.mlp.moe, fail);
 }
 
 ArchSpec arch_from_config(const Config& config) {

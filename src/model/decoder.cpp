@@ -94,10 +94,14 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     }
     if (layer_mlp_kind(spec_, i) == MlpKind::MoE) {
       L.moe.router_w = get(Weight::Router);
+      L.moe.router_b = get_or_undefined(Weight::RouterBias);
+      L.moe.score_bias = get_or_undefined(Weight::RouterScoreBias);
       for (int e = 0; e < spec_.mlp.moe.num_experts; ++e) {
         MlpWeights expert;
         expert.gate_up_w = w.rows({Weight::ExpertGateUp, i, e});
+        expert.gate_up_b = w.get_or_undefined({Weight::ExpertGateUpBias, i, e});
         expert.down_w = w.get({Weight::ExpertDown, i, e});
+        expert.down_b = w.get_or_undefined({Weight::ExpertDownBias, i, e});
         L.moe.experts.push_back(std::move(expert));
       }
       if (spec_.mlp.moe.shared_expert) {
@@ -138,10 +142,15 @@ void Decoder::check_weights() const {
       expect_shape({Weight::GateUp, i}, L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
     if (kind == MlpKind::Plain)
       expect_shape({Weight::Up, i}, L.mlp.up_w, {I, Hd}, "intermediate × hidden");
-    if (kind != MlpKind::MoE)
+    if (kind != MlpKind::MoE) {
       expect_shape({Weight::Down, i}, L.mlp.down_w, {Hd, I}, "hidden × intermediate");
-    else
-      expect_shape({Weight::Router, i}, L.moe.router_w, {spec_.mlp.moe.num_experts, Hd}, "experts × hidden");
+      continue;
+    }
+    const int64_t E = spec_.mlp.moe.num_experts;
+    expect_shape({Weight::Router, i}, L.moe.router_w, {E, Hd}, "experts × hidden");
+    expect_shape({Weight::RouterBias, i}, L.moe.router_b, {E}, "experts");
+    if (L.moe.score_bias.defined() && L.moe.score_bias.numel() != E)  // ERNIE stores it [1, experts]
+      expect_shape({Weight::RouterScoreBias, i}, L.moe.score_bias, {E}, "experts");
   }
 }
 

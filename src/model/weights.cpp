@@ -94,6 +94,8 @@ bool layer_uses(const ArchSpec& spec, Weight weight, int layer) {
   const bool moe = layer_mlp_kind(spec, layer) == MlpKind::MoE;
   switch (weight) {
     case Weight::Router:
+    case Weight::RouterBias:
+    case Weight::RouterScoreBias:
     case Weight::SharedGateUp:
     case Weight::SharedDown:
     case Weight::SharedGate:

@@ -30,7 +30,8 @@ TEST(Weights, TableIsInEnumOrderWithUniqueNamesAndPairedBiases) {
   EXPECT_EQ(bias_of(Weight::Qkv), Weight::QkvBias);
   EXPECT_EQ(bias_of(Weight::FinalNorm), Weight::FinalNormBias);
   EXPECT_FALSE(has_bias(Weight::QkvBias));
-  EXPECT_FALSE(has_bias(Weight::Router));
+  EXPECT_EQ(bias_of(Weight::Router), Weight::RouterBias);
+  EXPECT_FALSE(has_bias(Weight::RouterScoreBias));
   EXPECT_THROW(bias_of(Weight::Embed), std::logic_error);
 }
 

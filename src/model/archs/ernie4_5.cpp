@@ -1,11 +1,11 @@
 // ernie4_5 (ERNIE 4.5 dense): llama's layout with `use_bias` (biases on q/k/v/o and gate/up/down;
 // false in released checkpoints) and interleaved full-dim rotary (pairs (0,1), (2,3)...) computed in
 // float32. Tied by default.
-#include "model/arch.hpp"
+#include "model/archs/relatives.hpp"
 
 namespace nnterp::model {
 
-static ArchSpec ernie4_5(const Config& c) {
+ArchSpec ernie4_5(const Config& c) {
   ArchSpec a = llama_like(c, "ernie4_5", "Ernie4_5ForCausalLM");
   a.tie_embeddings = c.boolean_or({"tie_word_embeddings"}, true);
   for (auto& layer : a.layers) layer.rotary.layout = RotaryLayout::Interleaved;

@@ -14,8 +14,6 @@ static ArchSpec granitemoe(const Config& c) {
   // softmax over all experts, top-k, renormalised = softmax over the top-k logits.
   use_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "router.layer.weight",
           "", "", "");
-  a.weights.erase(Weight::GateUpBias);
-  a.weights.erase(Weight::DownBias);
   a.weights[Weight::ExpertGateUp] = {{M + "input_linear.weight"}, WeightTransform::SelectExpert, false};
   a.weights[Weight::ExpertDown] = {{M + "output_linear.weight"}, WeightTransform::SelectExpert, false};
   return a;

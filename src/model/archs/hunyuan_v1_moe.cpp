@@ -13,9 +13,7 @@ static ArchSpec hunyuan_v1_moe(const Config& c) {
   const std::string M = "model.layers.{i}.mlp.";
   use_moe(a, c.integer({"num_experts"}), c.integer({"moe_topk"}), true, M + "gate.wg.weight",
           M + "experts.{e}.gate_proj.weight", M + "experts.{e}.up_proj.weight", M + "experts.{e}.down_proj.weight");
-  a.mlp.moe.shared_expert = true;
-  a.weights[Weight::SharedGateUp] = cat({M + "shared_mlp.gate_proj.weight", M + "shared_mlp.up_proj.weight"});
-  a.weights[Weight::SharedDown] = src(M + "shared_mlp.down_proj.weight");
+  use_shared_expert(a, M + "shared_mlp.");
   return a;
 }
 

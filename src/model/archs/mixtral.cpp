@@ -11,11 +11,24 @@ void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top
   a.mlp.moe.num_experts = num_experts;
   a.mlp.moe.top_k = top_k;
   a.mlp.moe.normalize_top_k = normalize_top_k;
-  a.weights.erase(Weight::GateUp);
-  a.weights.erase(Weight::Down);
   a.weights[Weight::Router] = src(router);
   a.weights[Weight::ExpertGateUp] = cat({gate, up});
   a.weights[Weight::ExpertDown] = src(down);
+}
+
+bool set_moe_layers(ArchSpec& a, const std::function<bool(int64_t)>& is_moe) {
+  bool any = false;
+  for (int64_t i = 0; i < a.num_layers; ++i) {
+    a.layers[i].dense_mlp = !is_moe(i);
+    any = any || !a.layers[i].dense_mlp;
+  }
+  return any;
+}
+
+void use_shared_expert(ArchSpec& a, const std::string& prefix) {
+  a.mlp.moe.shared_expert = true;
+  a.weights[Weight::SharedGateUp] = cat({prefix + "gate_proj.weight", prefix + "up_proj.weight"});
+  a.weights[Weight::SharedDown] = src(prefix + "down_proj.weight");
 }
 
 static ArchSpec mixtral(const Config& c) {

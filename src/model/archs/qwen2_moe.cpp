@@ -13,21 +13,15 @@ bool use_qwen_moe(ArchSpec& a, const Config& c) {
   // HF: layer i is MoE iff i is not in mlp_only_layers and num_experts > 0 and (i+1) % step == 0.
   const int64_t experts = c.integer_or({"num_experts"}, 60), step = c.integer_or({"decoder_sparse_step"}, 1);
   const std::vector<int64_t> dense_only = c.integers_or({"mlp_only_layers"}, {});
-  bool any = false;
-  for (int64_t i = 0; i < a.num_layers; ++i) {
-    const bool moe = experts > 0 && step > 0 && (i + 1) % step == 0 &&
-                     std::find(dense_only.begin(), dense_only.end(), i) == dense_only.end();
-    a.layers[i].dense_mlp = !moe;
-    any = any || moe;
-  }
+  const bool any = set_moe_layers(a, [&](int64_t i) {
+    return experts > 0 && step > 0 && (i + 1) % step == 0 &&
+           std::find(dense_only.begin(), dense_only.end(), i) == dense_only.end();
+  });
   if (!any) return false;  // every layer dense: exactly the dense model's block
   const std::string M = "model.layers.{i}.mlp.";
-  const auto dense_gate_up = a.weights.at(Weight::GateUp), dense_down = a.weights.at(Weight::Down);
   use_moe(a, experts, c.integer_or({"num_experts_per_tok"}, 4), c.boolean_or({"norm_topk_prob"}, false),
           M + "gate.weight", M + "experts.{e}.gate_proj.weight", M + "experts.{e}.up_proj.weight",
           M + "experts.{e}.down_proj.weight");
-  a.weights[Weight::GateUp] = dense_gate_up;  // for the dense layers
-  a.weights[Weight::Down] = dense_down;
   return true;
 }
 
@@ -38,10 +32,7 @@ static ArchSpec qwen2_moe(const Config& c) {
                 "released Qwen1.5-MoE / Qwen2-MoE checkpoints use use_sliding_window: false");
   if (!use_qwen_moe(a, c)) return a;
   const std::string M = "model.layers.{i}.mlp.";
-  a.mlp.moe.shared_expert = true;
-  a.weights[Weight::SharedGateUp] =
-      cat({M + "shared_expert.gate_proj.weight", M + "shared_expert.up_proj.weight"});
-  a.weights[Weight::SharedDown] = src(M + "shared_expert.down_proj.weight");
+  use_shared_expert(a, M + "shared_expert.");
   a.weights[Weight::SharedGate] = src(M + "shared_expert_gate.weight");
   return a;
 }

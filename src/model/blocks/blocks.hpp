@@ -114,11 +114,17 @@ struct MlpWeights {
 torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x);
 
 struct MoeWeights {
-  torch::Tensor router_w;
+  torch::Tensor router_w, router_b, score_bias;
   std::vector<MlpWeights> experts;
   MlpWeights shared;
   torch::Tensor shared_gate_w;
 };
+// The routing decision for each token: its top_k experts [N, k] and their weights [N, k]
+// (float32), from the router's logits [N, experts] and the optional score bias [experts].
+struct Routing {
+  torch::Tensor experts, weights;
+};
+Routing route(const MoeSpec& spec, const torch::Tensor& router_logits, const torch::Tensor& score_bias = {});
 torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor& x, const Tap& tap, int layer);
 
 }  // namespace nnterp::model

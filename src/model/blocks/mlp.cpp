@@ -10,14 +10,51 @@ torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, cons
   return dense(hidden, w.down_w, w.down_b);
 }
 
+namespace {
+
+torch::Tensor float32_dense(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto f32 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; };
+  return dense(f32(x), f32(w), f32(b));
+}
+
+// Scores of experts outside the `top_groups` best groups set to 0.0 (HF's masked_fill value).
+torch::Tensor keep_top_groups(const MoeSpec& m, const torch::Tensor& choice) {
+  const int64_t n = choice.size(0);
+  auto grouped = choice.view({n, m.groups, m.num_experts / m.groups});
+  auto group_scores = m.group_score == GroupScore::Max ? std::get<0>(grouped.max(-1))
+                                                       : std::get<0>(grouped.topk(2, -1)).sum(-1);
+  auto best = std::get<1>(group_scores.topk(m.top_groups, -1));
+  auto keep = torch::zeros_like(group_scores, torch::kBool).scatter_(1, best, true);
+  return grouped.masked_fill(keep.logical_not().unsqueeze(-1), 0.0).view({n, m.num_experts});
+}
+
+}  // namespace
+
+Routing route(const MoeSpec& m, const torch::Tensor& router_logits, const torch::Tensor& score_bias) {
+  auto scores = m.scoring == RouterScoring::Sigmoid ? torch::sigmoid(router_logits.to(torch::kFloat32))
+                                                    : torch::softmax(router_logits, -1, torch::kFloat32);
+  auto choice = score_bias.defined() ? scores + score_bias.to(torch::kFloat32).reshape({-1}) : scores;
+  if (m.groups > 1) choice = keep_top_groups(m, choice);
+  Routing r;
+  r.experts = std::get<1>(choice.topk(m.top_k, -1));
+  r.weights = scores.gather(-1, r.experts);
+  if (m.normalize_top_k) {
+    auto sum = r.weights.sum(-1, true);
+    if (m.normalize_floor > 0) sum = sum.clamp_min(m.normalize_floor);
+    if (m.normalize_epsilon > 0) sum = sum + m.normalize_epsilon;
+    r.weights = r.weights / sum;
+  }
+  if (m.routed_scaling != 1.0) r.weights = r.weights * m.routed_scaling;
+  return r;
+}
+
 torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor& x, const Tap& tap, int layer) {
   const auto shape = x.sizes().vec();
   auto tokens = x.reshape({-1, x.size(-1)});  // [N, H]
-  auto router_logits = dense(tokens, w.router_w);
+  auto router_logits = spec.moe.router_in_float32 ? float32_dense(tokens, w.router_w, w.router_b)
+                                                  : dense(tokens, w.router_w, w.router_b);
   tap(Point::RouterLogits, layer, router_logits);
-  auto routing = torch::softmax(router_logits, -1, torch::kFloat32);
-  auto [top_weights, top_experts] = routing.topk(spec.moe.top_k, -1);
-  if (spec.moe.normalize_top_k) top_weights = top_weights / top_weights.sum(-1, true);
+  auto [top_experts, top_weights] = route(spec.moe, router_logits, w.score_bias);
   top_weights = top_weights.to(x.scalar_type());
   auto out = torch::zeros_like(tokens);
   // Each expert runs once over every token routed to it, across the batch: one GEMM per expert
