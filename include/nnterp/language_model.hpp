@@ -86,6 +86,9 @@ class LanguageModel {
   // Whether the model has a mixture-of-experts router (the layers.{i}.router_logits point).
   bool has_router() const;                   // a mixture of experts (router logits at its MoE layers)
   bool has_router(int64_t layer) const;      // layer `layer` is an MoE layer (false for a dense one)
+  // Attention sinks (gpt-oss): a logit per head joins each softmax without a value, so the rows of
+  // attention_probabilities sum to less than 1 (the sink takes the rest).
+  bool has_attention_sinks() const;
   // The number of learned absolute positions (a hard limit on sequence length); nullopt when
   // positions are rotary, ALiBi or absent (those run beyond config.json's maximum, with a warning).
   std::optional<int64_t> learned_positions() const;

@@ -31,6 +31,7 @@ enum class Weight {
   KNormBias,         // layers.{i}.attn.k_norm.bias
   O,                 // layers.{i}.attn.o.weight      [hidden, heads·hd]
   OBias,             // layers.{i}.attn.o.bias
+  AttnSinks,         // layers.{i}.attn.sinks         [heads] (a logit per head that joins each softmax: gpt-oss)
   Up,                // layers.{i}.mlp.up.weight      [intermediate, hidden] (plain MLP)
   UpBias,            // layers.{i}.mlp.up.bias
   GateUp,            // layers.{i}.mlp.gate_up.weight rows [gate | up] (gated MLP)

@@ -31,6 +31,8 @@ const std::vector<WeightInfo>& weight_table() {
       {Weight::KNormBias, "layers.{i}.attn.k_norm.bias", L, "self_attn", "its bias"},
       {Weight::O, "layers.{i}.attn.o.weight", L, "self_attn", "output projection [hidden, heads·hd]"},
       {Weight::OBias, "layers.{i}.attn.o.bias", L, "self_attn", "its bias"},
+      {Weight::AttnSinks, "layers.{i}.attn.sinks", L, "self_attn",
+       "attention sink logit per head [heads], one more softmax column without a value (gpt-oss)"},
       {Weight::Up, "layers.{i}.mlp.up.weight", L, "mlp", "plain MLP input projection [intermediate, hidden]"},
       {Weight::UpBias, "layers.{i}.mlp.up.bias", L, "mlp", "its bias"},
       {Weight::GateUp, "layers.{i}.mlp.gate_up.weight", L, "mlp", "gated MLP input projection, rows [gate | up]"},

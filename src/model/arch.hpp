@@ -110,7 +110,9 @@ struct AttentionSpec {
   double clip_qkv = 0;   // OLMo: clamp q, k, v to [-c, c], 0 = off
   QkNorm qk_norm = QkNorm::None;
   NormSpec qk_norm_spec;
-  bool qk_norm_after_rotary = false;  // HunYuan: the per-head QK-norm on the rotated q / k (others: before)
+  bool qk_norm_after_rotary = false;
+  // With Weight::AttnSinks mapped (gpt-oss), each head's sink logit joins every query row's softmax
+  // as one more key that no value belongs to: the probabilities sum to less than 1.  // HunYuan: the per-head QK-norm on the rotated q / k (others: before)
   // Rounding in bfloat16/float16 (no effect in float32), from each HF modeling file:
   RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
   ScoreRounding score_rounding = ScoreRounding::AfterMatmul;
@@ -154,6 +156,12 @@ struct MlpSpec {
   MlpKind kind = MlpKind::Gated;
   Activation activation = Activation::Silu;
   int64_t intermediate = 0;
+  // Gated MLPs: gate and up alternate in gate_up's outputs (gate = 0::2, up = 1::2; gpt-oss) instead
+  // of [gate | up].
+  bool gate_up_interleaved = false;
+  // gpt-oss's clamped SwiGLU when > 0: gate ≤ limit, up in [-limit, limit],
+  // hidden = (up + 1) · gate · sigmoid(1.702 · gate). The activation is then unused.
+  double swiglu_limit = 0;
   MoeSpec moe;
 };
 
@@ -175,6 +183,7 @@ enum class WeightTransform {
   QkvFalconGroups,     // Falcon new arch: per kv group [q ... q, k, v]
   QkvCodegenMp4,       // CodeGen: 4 chunks, each [q | v | k] for heads/4 heads
   SelectExpert,        // an Expert weight stored for all experts at once, [experts, ...]: expert e's slice (GraniteMoE)
+  SelectExpertTransposed,  // the same for [experts, in, out] used as x @ W (gpt-oss, Llama-4): the slice transposed
 };
 
 struct WeightSource {

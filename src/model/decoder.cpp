@@ -88,6 +88,7 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
     L.attn.o_w = get(Weight::O);
     L.attn.o_b = get_or_undefined(Weight::OBias);
+    L.attn.sinks = get_or_undefined(Weight::AttnSinks);
     if (spec_.attn.qk_norm != QkNorm::None) {
       L.attn.q_norm = make_norm(w, Weight::QNorm, i, spec_.attn.qk_norm_spec);
       L.attn.k_norm = make_norm(w, Weight::KNorm, i, spec_.attn.qk_norm_spec);
@@ -137,6 +138,7 @@ void Decoder::check_weights() const {
     expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
     expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
     expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
+    expect_shape({Weight::AttnSinks, i}, L.attn.sinks, {nh}, "one sink per attention head");
     const MlpKind kind = layer_mlp_kind(spec_, i);
     if (kind == MlpKind::Gated)
       expect_shape({Weight::GateUp, i}, L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
@@ -189,7 +191,7 @@ torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap)
   const auto& L = layers_[i];
   const MlpKind kind = layer_mlp_kind(spec_, i);
   if (kind == MlpKind::MoE) return moe(spec_.mlp, L.moe, x, tap, i);
-  return mlp(kind, spec_.mlp.activation, L.mlp, x);
+  return mlp(kind, spec_.mlp, L.mlp, x);
 }
 
 torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {

@@ -115,17 +115,20 @@ ValidationReport validate_model(const LanguageModel& model) {
   check("every point has its documented shape", shape_problems.empty(),
         shape_problems.empty() ? fmt::format("{} points", points) : shape_problems);
 
-  // Attention rows of real (unpadded) query positions sum to 1.
+  // Attention rows of real (unpadded) query positions sum to 1, or with attention sinks (which
+  // take the rest of each row) to at most 1.
+  const bool sinks = spec.weights.count(Weight::AttnSinks) > 0;
   double worst_row = 0;
   auto valid = mask.to(torch::kBool);
   for (int i = 0; i < spec.num_layers; ++i)
     if (const auto* probs = recorder.find(PointId{Point::AttnProbs, i}.name())) {
-      auto sums = probs->transpose(1, 2).index({valid}).to(torch::kFloat64).sum(-1);
-      worst_row = std::max(worst_row, (sums - 1).abs().max().item<double>());
+      auto excess = probs->transpose(1, 2).index({valid}).to(torch::kFloat64).sum(-1) - 1;
+      worst_row = std::max(worst_row, (sinks ? excess.clamp_min(0) : excess.abs()).max().item<double>());
     }
   // 1e-4 in float32; the dtype's rounding unit in bfloat16 (7.8e-3) and float16 (9.8e-4).
   const double row_tolerance = std::max(1e-4, precision_of(model.dtype()));
-  check("attention rows sum to 1", worst_row < row_tolerance,
+  check(sinks ? "attention rows sum to at most 1 (sinks take the rest)" : "attention rows sum to 1",
+        worst_row < row_tolerance,
         fmt::format("max |sum - 1| = {:.1e} (tolerance {:.1e} in {})", worst_row, row_tolerance, dtype_name(model.dtype())));
 
   // The residual stream chains from layer to layer.

@@ -185,6 +185,7 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
       parts.push_back(store.stored(n));
       if (source.transform == WeightTransform::Transpose && parts.back().dim() == 2) parts.back() = parts.back().t();
       if (source.transform == WeightTransform::SelectExpert) parts.back() = select_expert(parts.back(), n, id);
+      if (source.transform == WeightTransform::SelectExpertTransposed) parts.back() = select_expert(parts.back(), n, id).t();
       used.emplace(n, id);
     }
     for (size_t k = 1; k < parts.size(); ++k)  // parts stack along their rows: the rest must agree
@@ -195,7 +196,8 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
                     "config.json and the checkpoint disagree, or the checkpoint is corrupt");
     bool stored_as_needed = placement.device.is_cpu() && (source.transform == WeightTransform::None ||
                                                           source.transform == WeightTransform::Transpose ||
-                                                          source.transform == WeightTransform::SelectExpert);
+                                                          source.transform == WeightTransform::SelectExpert ||
+                                                          source.transform == WeightTransform::SelectExpertTransposed);
     for (const auto& p : parts) stored_as_needed = stored_as_needed && p.scalar_type() == placement.dtype;
     // Several 2-D parts: kept as row blocks (a fused copy of q|k|v or gate|up would double them).
     const bool blocks = stored_as_needed && parts.size() > 1 && parts[0].dim() == 2 && source.transform == WeightTransform::None;

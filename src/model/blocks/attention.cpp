@@ -22,6 +22,13 @@ torch::Tensor per_head_norm(const Norm& norm, QkNorm kind, const torch::Tensor& 
 
 }  // namespace
 
+torch::Tensor softmax_with_sinks(const torch::Tensor& scores, const torch::Tensor& sinks) {
+  const int64_t B = scores.size(0), H = scores.size(1), T = scores.size(2), S = scores.size(3);
+  auto sink_column = sinks.to(torch::kFloat32).view({1, H, 1, 1}).expand({B, H, T, 1});
+  auto logits = torch::cat({scores.to(torch::kFloat32), sink_column}, -1);
+  return torch::softmax(logits, -1).narrow(-1, 0, S);
+}
+
 torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,
                         const AttentionContext& ctx, const Tap& tap) {
   const int64_t B = x.size(0), T = x.size(1);
@@ -82,7 +89,8 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
     add_bias(scores, *ctx.alibi);
   }
   add_bias(scores, *ctx.mask);
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  auto probs = (w.sinks.defined() ? softmax_with_sinks(scores, w.sinks) : torch::softmax(scores, -1, torch::kFloat32))
+                   .to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
   auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * hd});
   return dense(context, w.o_w, w.o_b);

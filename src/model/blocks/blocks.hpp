@@ -94,6 +94,7 @@ torch::Tensor alibi_bias(AlibiKind kind, int64_t heads, const torch::Tensor& key
 struct AttentionWeights {
   RowBlocks qkv_w;
   torch::Tensor qkv_b, o_w, o_b;
+  torch::Tensor sinks;  // [heads] or undefined (AttentionSpec)
   Norm q_norm, k_norm;
 };
 // What one attention call needs besides its weights.
@@ -111,7 +112,11 @@ struct MlpWeights {
   RowBlocks gate_up_w;  // empty for a plain MLP
   torch::Tensor up_w, up_b, gate_up_b, down_w, down_b;
 };
-torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x);
+// A plain or gated MLP as `spec` describes it (its kind is `kind`: an MoE's experts are Gated).
+torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x);
+// softmax over the keys and one sink logit per head (sinks [heads]) for scores [B, heads, T, S],
+// in float32: the keys' probabilities, which sum to less than 1.
+torch::Tensor softmax_with_sinks(const torch::Tensor& scores, const torch::Tensor& sinks);
 
 struct MoeWeights {
   torch::Tensor router_w, router_b, score_bias;

@@ -2,11 +2,25 @@
 
 namespace nnterp::model {
 
-torch::Tensor mlp(MlpKind kind, Activation activation, const MlpWeights& w, const torch::Tensor& x) {
-  if (kind == MlpKind::Plain) return dense(activate(dense(x, w.up_w, w.up_b), activation), w.down_w, w.down_b);
+namespace {
+
+// gpt-oss: (up + 1) · g · sigmoid(1.702 · g) with g = min(gate, limit), up clamped to ±limit.
+torch::Tensor clamped_swiglu(const torch::Tensor& gate, const torch::Tensor& up, double limit) {
+  return elementwise(gate, [&](const torch::Tensor& g0) {
+    auto g = g0.clamp_max(limit);
+    return (up.to(g.scalar_type()).clamp(-limit, limit) + 1) * (g * torch::sigmoid(g * 1.702));
+  });
+}
+
+}  // namespace
+
+torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x) {
+  if (kind == MlpKind::Plain) return dense(activate(dense(x, w.up_w, w.up_b), spec.activation), w.down_w, w.down_b);
   auto gate_up = dense(x, w.gate_up_w, w.gate_up_b);
   const int64_t inter = gate_up.size(-1) / 2;
-  auto hidden = activate(gate_up.narrow(-1, 0, inter), activation) * gate_up.narrow(-1, inter, inter);
+  auto gate = spec.gate_up_interleaved ? gate_up.slice(-1, 0, 2 * inter, 2) : gate_up.narrow(-1, 0, inter);
+  auto up = spec.gate_up_interleaved ? gate_up.slice(-1, 1, 2 * inter, 2) : gate_up.narrow(-1, inter, inter);
+  auto hidden = spec.swiglu_limit > 0 ? clamped_swiglu(gate, up, spec.swiglu_limit) : activate(gate, spec.activation) * up;
   return dense(hidden, w.down_w, w.down_b);
 }
 
@@ -67,11 +81,11 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
     if (hits.size(0) == 0) continue;
     auto token_index = hits.select(1, 0);
     auto weight = top_weights.index({token_index, hits.select(1, 1)}).unsqueeze(-1);
-    auto y = mlp(MlpKind::Gated, spec.activation, w.experts[e], tokens.index_select(0, token_index));
+    auto y = mlp(MlpKind::Gated, spec, w.experts[e], tokens.index_select(0, token_index));
     out.index_add_(0, token_index, y * weight);
   }
   if (spec.moe.shared_expert) {
-    auto shared = mlp(MlpKind::Gated, spec.activation, w.shared, tokens);
+    auto shared = mlp(MlpKind::Gated, spec, w.shared, tokens);
     if (!w.shared_gate_w.defined()) {  // HunYuan: added as it is
       out = out + shared;
     } else {
