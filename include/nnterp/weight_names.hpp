@@ -38,6 +38,10 @@ enum class Weight {
   GateUpBias,        // layers.{i}.mlp.gate_up.bias
   Down,              // layers.{i}.mlp.down.weight    [hidden, intermediate]
   DownBias,          // layers.{i}.mlp.down.bias
+  XieluAlphaP,       // layers.{i}.mlp.act.alpha_p    [1] (xIELU's parameters: Apertus)
+  XieluAlphaN,       // layers.{i}.mlp.act.alpha_n    [1]
+  XieluBeta,         // layers.{i}.mlp.act.beta       []
+  XieluEps,          // layers.{i}.mlp.act.eps        []
   Router,            // layers.{i}.moe.router.weight  [experts, hidden]
   RouterBias,        // layers.{i}.moe.router.bias    [experts] (part of the router logits: gpt-oss)
   RouterScoreBias,   // layers.{i}.moe.router.score_bias [experts] (added to the scores to choose experts, not to weight them)

@@ -37,7 +37,8 @@ enum class Activation {
   GeluExact,
   Silu,
   Relu,
-  Relu2  // relu(x)²: Arcee's MLP (HF "relu2")
+  Relu2,  // relu(x)²: Arcee's MLP (HF "relu2")
+  Xielu,  // xIELU (Apertus) with per-layer parameters (Weight::XieluAlphaP ...): see xielu() in blocks.hpp
 };
 
 // How a block combines its branches with the residual stream.

@@ -198,8 +198,9 @@ Activation activation_from_name(const std::string& name, const std::string& sour
   if (name == "silu" || name == "swish") return Activation::Silu;
   if (name == "relu") return Activation::Relu;
   if (name == "relu2") return Activation::Relu2;
+  if (name == "xielu") return Activation::Xielu;
   throw Error(ErrorKind::Unsupported, source, "activation '" + name + "' is not supported",
-              "supported activations: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, relu, relu2");
+              "supported activations: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, relu, relu2, xielu");
 }
 
 std::vector<bool> sliding_layers_from_config(const Config& c, int64_t n, std::function<bool(int64_t)> fallback) {

@@ -117,6 +117,8 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
       L.mlp.gate_up_b = get_or_undefined(Weight::GateUpBias);
       L.mlp.down_w = get(Weight::Down);
       L.mlp.down_b = get_or_undefined(Weight::DownBias);
+      if (spec_.mlp.activation == Activation::Xielu)
+        L.mlp.xielu = {get(Weight::XieluAlphaP), get(Weight::XieluAlphaN), get(Weight::XieluBeta), get(Weight::XieluEps)};
     }
     layers_.push_back(std::move(L));
   }

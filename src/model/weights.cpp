@@ -43,6 +43,7 @@ namespace {
 
 // Re-orders fused QKV rows into the canonical [q (heads·hd) | k (kv·hd) | v (kv·hd)].
 torch::Tensor canonical_qkv(const torch::Tensor& t, WeightTransform transform, const AttentionSpec& a) {
+  if (transform == WeightTransform::None || t.dim() == 0) return t;
   const int64_t H = a.num_heads, KV = a.num_kv_heads, hd = a.head_dim;
   auto rest = t.sizes().slice(1).vec();  // [in] for weights, [] for biases
   auto shaped = [&](std::vector<int64_t> lead) {
@@ -206,10 +207,12 @@ Weights load_weights(const ArchSpec& spec, const io::WeightStore& store, const W
     if (!in_place) {
       // One allocation in the model's dtype that each part is converted (and transposed) into:
       // no per-part temporaries, which would stay in the heap after the load.
-      auto shape = parts[0].sizes().vec();
-      shape[0] = 0;
-      for (const auto& p : parts) shape[0] += p.dim() ? p.size(0) : 1;
-      tensor = torch::empty(parts[0].dim() ? shape : std::vector<int64_t>{}, torch::TensorOptions().dtype(placement.dtype));
+      auto shape = parts[0].sizes().vec();  // empty for a scalar (xIELU's beta), which has no rows
+      if (!shape.empty()) {
+        shape[0] = 0;
+        for (const auto& p : parts) shape[0] += p.dim() ? p.size(0) : 1;
+      }
+      tensor = torch::empty(shape, torch::TensorOptions().dtype(placement.dtype));
       int64_t row = 0;
       for (const auto& p : parts) {
         const int64_t n = p.dim() ? p.size(0) : 1;

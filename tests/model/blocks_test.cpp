@@ -1,5 +1,5 @@
 // Shared blocks of model/blocks/ on hand-made inputs whose results are known: the sink-aware
-// softmax and the gated MLP's layouts and clamped form.
+// softmax, the gated MLP's layouts and clamped form, xIELU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -59,6 +59,16 @@ TEST(GatedMlp, ClampedSwigluClampsGateAboveAndUpBothWays) {
   EXPECT_NEAR(y[0][0].item<float>(), (-7 + 1) * glu(7), 1e-5);
   EXPECT_NEAR(y[0][1].item<float>(), (3 + 1) * glu(-2), 1e-5);
   EXPECT_NEAR(y[0][2].item<float>(), (7 + 1) * glu(1), 1e-5);
+}
+
+TEST(Xielu, ItsScalarsAreTakenInBfloat16AsHuggingFaceDoes) {
+  XieluParams p{torch::zeros({1}), torch::zeros({1}), torch::tensor(0.5f), torch::tensor(-1e-6f)};
+  auto y = xielu(torch::tensor({2.0f, -1.0f, 0.0f}), p);
+  // softplus(0) = ln 2 = 0.6931 is 0.69140625 in bfloat16; 0.5 + that, 1.19140625, rounds to 1.1875.
+  EXPECT_NEAR(y[0].item<float>(), 0.69140625 * 4 + 0.5 * 2, 1e-6);
+  EXPECT_NEAR(y[1].item<float>(), (std::expm1(-1.0) + 1) * 1.1875 - 0.5, 1e-6);
+  const double eps = torch::tensor(-1e-6f).to(torch::kBFloat16).item<float>();  // x = 0 takes the x ≤ 0 branch
+  EXPECT_NEAR(y[2].item<float>(), std::expm1(eps) * 1.1875, 1e-9);
 }
 
 }  // namespace

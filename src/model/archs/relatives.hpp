@@ -31,6 +31,10 @@ ArchSpec qwen3(const Config& c);   // qwen3.cpp: for qwen3_moe
 // rotary, logit_scale, tied), for cohere and cohere2.
 ArchSpec cohere_like(const Config& c, const std::string& name, const std::string& hf_class);
 
+// arcee.cpp: an MLP without gate, down(act(up(x))), from `mlp.{up,down}_proj` (optional biases);
+// for arcee and apertus.
+void use_ungated_mlp(ArchSpec& a);
+
 // mixtral.cpp: makes a llama-like spec's MLP a mixture of SwiGLU experts (for mixtral, olmoe,
 // qwen2_moe and the MoE models after them). `router` and the expert names are HF names with "{i}"
 // (layer) and "{e}" (expert); `up` is concatenated after `gate` into Weight::ExpertGateUp's rows.

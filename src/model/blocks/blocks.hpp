@@ -108,9 +108,17 @@ struct AttentionContext {
 torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,
                         const AttentionContext& ctx, const Tap& tap);
 
+// xIELU (Apertus): softplus(alpha_p)·x² + beta·x for x > 0, else
+// (expm1(min(x, eps)) − x)·(beta + softplus(alpha_n)) + beta·x, its scalars taken in bfloat16 as HF does.
+struct XieluParams {
+  torch::Tensor alpha_p, alpha_n, beta, eps;
+};
+torch::Tensor xielu(const torch::Tensor& x, const XieluParams& params);
+
 struct MlpWeights {
   RowBlocks gate_up_w;  // empty for a plain MLP
   torch::Tensor up_w, up_b, gate_up_b, down_w, down_b;
+  XieluParams xielu;  // Activation::Xielu only
 };
 // A plain or gated MLP as `spec` describes it (its kind is `kind`: an MoE's experts are Gated).
 torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x);

@@ -64,9 +64,23 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
       case Activation::Silu: return at::silu(v);
       case Activation::Relu: return at::relu(v);
       case Activation::Relu2: return at::relu(v).square();
+      case Activation::Xielu: throw std::logic_error("xIELU needs its parameters: call xielu()");
     }
     return v;
   });
+}
+
+torch::Tensor xielu(const torch::Tensor& x, const XieluParams& p) {
+  // HF keeps the parameters in bfloat16 whatever the model's dtype, and computes the softplus
+  // there: in float32 the activation would move by up to 1.2e-2 (Apertus' tiny fixture).
+  auto bf16 = [](const torch::Tensor& t) { return t.to(torch::kBFloat16); };
+  const auto dtype = lacks_kernels(x) ? torch::kFloat32 : x.scalar_type();
+  auto alpha_p = torch::softplus(bf16(p.alpha_p)).to(dtype);
+  auto alpha_n = (bf16(p.beta) + torch::softplus(bf16(p.alpha_n))).to(dtype);
+  auto beta = bf16(p.beta).to(dtype), eps = bf16(p.eps).to(dtype);
+  auto v = x.to(dtype);
+  auto y = torch::where(v > 0, alpha_p * v * v + beta * v, (torch::expm1(torch::min(v, eps)) - v) * alpha_n + beta * v);
+  return y.to(x.scalar_type());
 }
 
 }  // namespace nnterp::model
