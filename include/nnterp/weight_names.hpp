@@ -32,6 +32,15 @@ enum class Weight {
   O,                 // layers.{i}.attn.o.weight      [hidden, heads·hd]
   OBias,             // layers.{i}.attn.o.bias
   AttnSinks,         // layers.{i}.attn.sinks         [heads] (a logit per head that joins each softmax: gpt-oss)
+  // Multi-head latent attention (DeepSeek-V2/V3), instead of Qkv:
+  QA,                // layers.{i}.attn.q_a.weight    [q_lora_rank, hidden] (q's down projection)
+  QABias,            // layers.{i}.attn.q_a.bias
+  QANorm,            // layers.{i}.attn.q_a_norm.weight [q_lora_rank]
+  QB,                // layers.{i}.attn.q_b.weight    [heads·(nope + rope), q_lora_rank or hidden]
+  KvA,               // layers.{i}.attn.kv_a.weight   [kv_lora_rank + rope, hidden] (latent c | shared k_rope)
+  KvABias,           // layers.{i}.attn.kv_a.bias
+  KvANorm,           // layers.{i}.attn.kv_a_norm.weight [kv_lora_rank]
+  KvB,               // layers.{i}.attn.kv_b.weight   [heads·(nope + v_head_dim), kv_lora_rank] (per head [k_nope | v])
   Up,                // layers.{i}.mlp.up.weight      [intermediate, hidden] (plain MLP)
   UpBias,            // layers.{i}.mlp.up.bias
   GateUp,            // layers.{i}.mlp.gate_up.weight rows [gate | up] (gated MLP)

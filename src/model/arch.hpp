@@ -104,8 +104,24 @@ enum class ScoreRounding {
   AfterAlibi,   // Bloom: baddbmm(alibi, q, k, alpha = scale), one rounding of scale·q·k + alibi
 };
 
+// Multi-head latent attention (DeepSeek-V2/V3): q = q_b(rms(q_a(x))) (or a lone q projection when
+// q_lora_rank is 0); kv_a(x) = [c (kv_lora_rank) | k_rope (qk_rope_dim, one head shared by all)];
+// kv_b(rms(c)) = per head [k_nope | v]; q = [q_nope | rope(q_rope)], k = [k_nope | rope(k_rope)].
+// Computed unabsorbed, as HF does: per-head keys and values are materialised and cached.
+struct MlaSpec {
+  int64_t kv_lora_rank = 0;  // 0: not MLA
+  int64_t q_lora_rank = 0;   // 0: q from one projection of x
+  int64_t qk_nope_dim = 0, qk_rope_dim = 0;
+  // DeepSeek-V3's rope_interleave: q_rope / k_rope are de-interleaved ([x0, x2, ..., x1, x3, ...])
+  // before a rotate_half rotary, and stay so (q·k is the same as interleaved-pair rotary's).
+  bool rope_deinterleave = false;
+  double norm_eps = 1e-6;    // q_a_layernorm / kv_a_layernorm
+};
+
 struct AttentionSpec {
   int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int64_t v_head_dim = 0;  // the value heads' size when it differs from head_dim (MLA); 0: head_dim
+  MlaSpec mla;
   double scale = 0;      // multiplies q·k; 0 means 1/sqrt(head_dim)
   double softcap = 0;    // Gemma-2: tanh(s / c) * c on the scaled scores, 0 = off
   double clip_qkv = 0;   // OLMo: clamp q, k, v to [-c, c], 0 = off
@@ -118,6 +134,9 @@ struct AttentionSpec {
   RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
   ScoreRounding score_rounding = ScoreRounding::AfterMatmul;
   bool scale_query = false;  // OPT: q is scaled (and rounded) before q·k, not the scores after
+
+  int64_t value_dim() const { return v_head_dim > 0 ? v_head_dim : head_dim; }
+  bool latent() const { return mla.kv_lora_rank > 0; }
 };
 
 enum class MlpKind {
@@ -150,6 +169,7 @@ struct MoeSpec {
   double normalize_epsilon = 0;    // ... plus this (DeepSeek-V3: 1e-20)
   double normalize_floor = 0;      // ... or by at least this (ERNIE: moe_norm_min)
   double routed_scaling = 1.0;     // × the routing weights (DeepSeek routed_scaling_factor)
+  bool sum_in_float32 = false;     // weighted expert outputs summed in float32, rounded once (DeepSeek-V3)
   bool shared_expert = false;      // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
 };
 

@@ -84,8 +84,22 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, Weight::MlpNorm, i, spec_.norm);
     if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, Weight::PostAttnNorm, i, spec_.norm);
     if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, Weight::PostMlpNorm, i, spec_.norm);
-    L.attn.qkv_w = w.rows({Weight::Qkv, i});
-    L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
+    if (spec_.attn.latent()) {
+      const NormSpec latent_norm{NormKind::RMSNorm, spec_.attn.mla.norm_eps};
+      if (spec_.attn.mla.q_lora_rank > 0) {
+        L.attn.q_a_w = get(Weight::QA);
+        L.attn.q_a_b = get_or_undefined(Weight::QABias);
+        L.attn.q_a_norm = make_norm(w, Weight::QANorm, i, latent_norm);
+      }
+      L.attn.q_b_w = get(Weight::QB);
+      L.attn.kv_a_w = get(Weight::KvA);
+      L.attn.kv_a_b = get_or_undefined(Weight::KvABias);
+      L.attn.kv_a_norm = make_norm(w, Weight::KvANorm, i, latent_norm);
+      L.attn.kv_b_w = get(Weight::KvB);
+    } else {
+      L.attn.qkv_w = w.rows({Weight::Qkv, i});
+      L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
+    }
     L.attn.o_w = get(Weight::O);
     L.attn.o_b = get_or_undefined(Weight::OBias);
     L.attn.sinks = get_or_undefined(Weight::AttnSinks);
@@ -139,7 +153,8 @@ void Decoder::check_weights() const {
     const int64_t qkv_rows = (nh + 2 * kv) * hd;
     expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
     expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
-    expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * hd}, "hidden × heads·head_dim");
+    if (spec_.attn.latent()) check_latent_weights(i);
+    expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * spec_.attn.value_dim()}, "hidden × heads·v_head_dim");
     expect_shape({Weight::AttnSinks, i}, L.attn.sinks, {nh}, "one sink per attention head");
     const MlpKind kind = layer_mlp_kind(spec_, i);
     if (kind == MlpKind::Gated)
@@ -156,6 +171,19 @@ void Decoder::check_weights() const {
     if (L.moe.score_bias.defined() && L.moe.score_bias.numel() != E)  // ERNIE stores it [1, experts]
       expect_shape({Weight::RouterScoreBias, i}, L.moe.score_bias, {E}, "experts");
   }
+}
+
+void Decoder::check_latent_weights(int i) const {
+  const auto& A = layers_[i].attn;
+  const auto& m = spec_.attn.mla;
+  const int64_t Hd = spec_.hidden, nh = spec_.attn.num_heads, rope = m.qk_rope_dim;
+  const int64_t q_in = m.q_lora_rank > 0 ? m.q_lora_rank : Hd;
+  expect_shape({Weight::QA, i}, A.q_a_w, {m.q_lora_rank, Hd}, "q_lora_rank × hidden");
+  expect_shape({Weight::QB, i}, A.q_b_w, {nh * (m.qk_nope_dim + rope), q_in},
+               "heads·(qk_nope_head_dim + qk_rope_head_dim) × (q_lora_rank or hidden)");
+  expect_shape({Weight::KvA, i}, A.kv_a_w, {m.kv_lora_rank + rope, Hd}, "(kv_lora_rank + qk_rope_head_dim) × hidden");
+  expect_shape({Weight::KvB, i}, A.kv_b_w, {nh * (m.qk_nope_dim + spec_.attn.value_dim()), m.kv_lora_rank},
+               "heads·(qk_nope_head_dim + v_head_dim) × kv_lora_rank");
 }
 
 torch::Tensor Decoder::output_layer(const torch::Tensor& normed) const {

@@ -39,6 +39,7 @@ class Decoder {
   struct PassState;  // per-forward tables (masks, rotary, ALiBi)
 
   void check_weights() const;
+  void check_latent_weights(int layer) const;
   // ArchSpec's embedding multipliers as applied: rounded to the model's dtype where HF rounds them
   // (embed_multiplier_rounded); computed once at construction.
   double embed_multiplier_inside_ = 1.0, embed_multiplier_ = 1.0;

@@ -50,8 +50,8 @@ double precision_of(torch::ScalarType dtype) {
 std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, int64_t B, int64_t T) {
   switch (p.point) {
     case Point::Query: return {B, a.attn.num_heads, T, a.attn.head_dim};
-    case Point::Key:
-    case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.head_dim};
+    case Point::Key: return {B, a.attn.num_kv_heads, T, a.attn.head_dim};
+    case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.value_dim()};
     case Point::AttnProbs: return {B, a.attn.num_heads, T, T};
     case Point::RouterLogits: return {B * T, a.mlp.moe.num_experts};
     case Point::Logits: return {B, T, a.vocab};

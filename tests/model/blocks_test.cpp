@@ -1,5 +1,5 @@
 // Shared blocks of model/blocks/ on hand-made inputs whose results are known: the sink-aware
-// softmax, the gated MLP's layouts and clamped form, xIELU.
+// softmax, the gated MLP's layouts and clamped form, xIELU, multi-head latent attention.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,6 +69,74 @@ TEST(Xielu, ItsScalarsAreTakenInBfloat16AsHuggingFaceDoes) {
   EXPECT_NEAR(y[1].item<float>(), (std::expm1(-1.0) + 1) * 1.1875 - 0.5, 1e-6);
   const double eps = torch::tensor(-1e-6f).to(torch::kBFloat16).item<float>();  // x = 0 takes the x ≤ 0 branch
   EXPECT_NEAR(y[2].item<float>(), std::expm1(eps) * 1.1875, 1e-9);
+}
+
+// A small latent attention (MLA) with random weights, and the context to run it on T positions.
+struct LatentAttention {
+  static constexpr int64_t B = 2, T = 5, Hd = 12, H = 3, nope = 4, rope = 4, vd = 6, lora = 5;
+  AttentionSpec spec;
+  AttentionWeights w;
+  torch::Tensor x, mask, positions;
+  LatentAttention() {
+    torch::manual_seed(3);
+    spec.num_heads = spec.num_kv_heads = H;
+    spec.head_dim = nope + rope;
+    spec.v_head_dim = vd;
+    spec.mla = {lora, 0, nope, rope, false, 1e-6};
+    w.q_b_w = torch::randn({H * (nope + rope), Hd});
+    w.kv_a_w = torch::randn({lora + rope, Hd});
+    w.kv_a_norm = Norm{NormKind::RMSNorm, 1e-6, false, torch::rand({lora}) + 0.5, {}};
+    w.kv_b_w = torch::randn({H * (nope + vd), lora});
+    w.o_w = torch::randn({Hd, H * vd});
+    x = torch::randn({B, T, Hd});
+    mask = mask_bias(torch::ones({B, T}, torch::kBool), 0, T, 0);
+    positions = torch::arange(T).expand({B, T});
+  }
+  torch::Tensor run(RotaryLayout layout) const {
+    RotarySpec r;
+    r.dim = rope;
+    r.layout = layout;
+    const auto tables = rotary_tables(r, positions, torch::kFloat32);
+    AttentionContext ctx;
+    ctx.mask = &mask;
+    ctx.rotary = &tables;
+    return attention(spec, w, x, ctx, Tap(nullptr));
+  }
+};
+
+TEST(LatentAttention, EqualsItsAbsorbedFormWithoutRotary) {
+  // The absorbed form never builds per-head keys or values: q_nope·W_ukᵀ meets the latent c
+  // directly, and the probabilities weigh c before W_uv. Equal to the unabsorbed form up to rounding.
+  LatentAttention m;
+  using L = LatentAttention;
+  const auto q = torch::matmul(m.x, m.w.q_b_w.t()).view({L::B, L::T, L::H, L::nope + L::rope});
+  const auto kv_a = torch::matmul(m.x, m.w.kv_a_w.t());
+  const auto c = m.w.kv_a_norm(kv_a.narrow(-1, 0, L::lora));                     // [B, T, lora]
+  const auto k_rope = kv_a.narrow(-1, L::lora, L::rope);                           // [B, T, rope]
+  const auto kv_b = m.w.kv_b_w.view({L::H, L::nope + L::vd, L::lora});
+  const auto w_uk = kv_b.narrow(1, 0, L::nope), w_uv = kv_b.narrow(1, L::nope, L::vd);
+  const auto q_latent = torch::einsum("bthn,hnl->bhtl", {q.narrow(-1, 0, L::nope), w_uk});  // [B, H, T, lora]
+  auto scores = torch::einsum("bhtl,bsl->bhts", {q_latent, c}) +
+                torch::einsum("bthr,bsr->bhts", {q.narrow(-1, L::nope, L::rope), k_rope});
+  const auto probs = torch::softmax(scores / std::sqrt(double(L::nope + L::rope)) + m.mask, -1);
+  const auto context = torch::einsum("bhts,bsl,hvl->bthv", {probs, c, w_uv}).reshape({L::B, L::T, L::H * L::vd});
+  const auto expected = torch::matmul(context, m.w.o_w.t());
+  AttentionContext ctx;
+  ctx.mask = &m.mask;
+  const auto got = attention(m.spec, m.w, m.x, ctx, Tap(nullptr));
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4)) << (got - expected).abs().max();
+}
+
+TEST(LatentAttention, DeinterleavedRotateHalfMeetsInterleavedPairsInTheSameScores) {
+  // DeepSeek-V3's rope_interleave de-interleaves q_rope and k_rope then rotates halves; DeepSeek-V2
+  // rotates the interleaved pairs in place. The keys' dims differ in order, the products do not.
+  LatentAttention m;
+  const auto pairs = m.run(RotaryLayout::Interleaved);
+  m.spec.mla.rope_deinterleave = true;
+  const auto halves = m.run(RotaryLayout::Half);
+  EXPECT_TRUE(torch::allclose(pairs, halves, 1e-5, 1e-5)) << (pairs - halves).abs().max();
+  m.spec.mla.rope_deinterleave = false;  // and rotate_half on the interleaved dims is another rotary
+  EXPECT_FALSE(torch::allclose(pairs, m.run(RotaryLayout::Half), 1e-3, 1e-3));
 }
 
 }  // namespace

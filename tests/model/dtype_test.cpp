@@ -51,6 +51,10 @@ struct Tolerance {
 };
 constexpr Tolerance kBFloat16{torch::kBFloat16, 0.04, 0.8};
 constexpr Tolerance kFloat16{torch::kFloat16, 0.005, 0.9};
+// DeepSeek-V3's bfloat16 error grows layer by layer (1.0e-2 after layer 0, 2.5e-2 after layer 1,
+// 4.6e-2 at the logits: each MoE sum is × routed_scaling_factor 2.5) with no routing decision
+// flipped between the dtypes (checked on the fixture's batch): six bf16 rounding units, not a bug.
+double bfloat16_bound(const std::string& fixture) { return fixture == "deepseek_v3" ? 0.06 : kBFloat16.relative; }
 
 class Dtypes : public ::testing::TestWithParam<std::string> {};
 
@@ -77,6 +81,8 @@ class DtypeTableWriter : public ::testing::Environment {
            "max |float32 logit|. The test bounds them per dtype (docs/dtypes.md): error ≤ "
         << fmt::format("{} (bf16), {} (f16), top-1 ≥ {:.0f}% (bf16), {:.0f}% (f16)", kBFloat16.relative, kFloat16.relative,
                        100 * kBFloat16.top1, 100 * kFloat16.top1)
+        << " (bf16 error ≤ " << bfloat16_bound("deepseek_v3")
+        << " for deepseek_v3, whose error grows with each ×2.5 expert sum)"
         << "; these random 2-4 layer models have near-tied logits, so a rounding flips a top-1 now and then. Also "
            "checked for every fixture: greedy generation in bf16 with the KV cache equals bf16 recompute.\n\n"
            "| fixture | bf16 top-1 | bf16 error | f16 top-1 | f16 error |\n| --- | --- | --- | --- | --- |\n";
@@ -105,7 +111,8 @@ TEST_P(Dtypes, LowPrecisionAgreesWithFloat32) {
     ASSERT_EQ(model.dtype(), tol.dtype);
     const auto logits = fixture_logits(model, fx);
     const auto agreement = compare_logits(logits, expected, fx.attention_mask);
-    EXPECT_LE(agreement.relative, tol.relative) << fx.name << " " << dtype_name(tol.dtype);
+    const double bound = tol.dtype == torch::kBFloat16 ? bfloat16_bound(fx.name) : tol.relative;
+    EXPECT_LE(agreement.relative, bound) << fx.name << " " << dtype_name(tol.dtype);
     EXPECT_GE(agreement.top1, tol.top1) << fx.name << " " << dtype_name(tol.dtype);
     line += fmt::format(" | {} top-1 {:5.1f}% rel {:.1e}", dtype_name(tol.dtype), 100 * agreement.top1, agreement.relative);
     measured.push_back(agreement);

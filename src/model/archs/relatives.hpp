@@ -14,7 +14,12 @@ ArchSpec gemma(const Config& c);   // gemma.cpp: for gemma2
 ArchSpec gemma2(const Config& c);  // gemma2.cpp: for gemma3_text
 ArchSpec gptj(const Config& c);    // gptj.cpp: for codegen
 ArchSpec gpt2(const Config& c);    // gpt2.cpp: for gpt_bigcode
-ArchSpec olmo2(const Config& c);   // deepseek_v3.cpp: DeepSeek's mixture of experts under `mlp.` (gate, experts, shared_experts),
+ArchSpec olmo2(const Config& c);   // deepseek_v2.cpp: DeepSeek's multi-head latent attention (`self_attn.{q_a_proj, q_a_layernorm,
+// q_b_proj or q_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj}`, the sizes kv_lora_rank,
+// q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim) with rotary of `layout` on the
+// qk_rope_head_dim dims; for deepseek_v2 and deepseek_v3.
+void use_latent_attention(ArchSpec& a, const Config& c, RotaryLayout layout);
+// deepseek_v3.cpp: DeepSeek's mixture of experts under `mlp.` (gate, experts, shared_experts),
 // MoE from first_k_dense_replace on (every moe_layer_freq-th layer), routed by `scoring`:
 // Sigmoid is DeepSeek-V3's router (correction bias, groups scored by their two best), Softmax
 // DeepSeek-V2's (groups scored by their best, no bias).
@@ -52,6 +57,11 @@ void use_shared_expert(ArchSpec& a, const std::string& prefix);
 // keeping the spec's SwiGLU; for qwen2_moe and qwen3_moe. False when every layer is dense.
 bool use_qwen_moe(ArchSpec& a, const Config& c);
 
+// deepseek_v2.cpp: DeepSeek's multi-head latent attention (`self_attn.{q_a_proj, q_a_layernorm,
+// q_b_proj or q_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj}`, the sizes kv_lora_rank,
+// q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim) with rotary of `layout` on the
+// qk_rope_head_dim dims; for deepseek_v2 and deepseek_v3.
+void use_latent_attention(ArchSpec& a, const Config& c, RotaryLayout layout);
 // deepseek_v3.cpp: DeepSeek's mixture of experts under `mlp.` (gate, experts, shared_experts),
 // MoE from first_k_dense_replace on (every moe_layer_freq-th layer), routed by `scoring`:
 // Sigmoid is DeepSeek-V3's router (correction bias, groups scored by their two best), Softmax

@@ -1,5 +1,6 @@
-// Eager attention over the canonical fused QKV projection: every QKV packing is re-ordered into
-// [q | k | v] at load time (weights.cpp), so this is the only attention implementation.
+// Eager attention over the canonical fused QKV projection (every QKV packing is re-ordered into
+// [q | k | v] at load time, weights.cpp) or over multi-head latent attention's projections: the
+// two differ in how q, k and v are made, and share everything after.
 #include "model/blocks/blocks.hpp"
 
 namespace nnterp::model {
@@ -29,8 +30,40 @@ torch::Tensor softmax_with_sinks(const torch::Tensor& scores, const torch::Tenso
   return torch::softmax(logits, -1).narrow(-1, 0, S);
 }
 
-torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,
-                        const AttentionContext& ctx, const Tap& tap) {
+namespace {
+
+struct Heads {
+  torch::Tensor q, k, v;  // [B, heads, T, ·]
+};
+
+// The rotary part of MLA's q or k (its last qk_rope_dim dims, [B, h, T, rope]), rotated.
+torch::Tensor rotate_latent_rope(const MlaSpec& m, torch::Tensor x, const RotaryTables& tables) {
+  if (m.rope_deinterleave) {  // [x0, x1, x2, x3, ...] → [x0, x2, ..., x1, x3, ...]
+    auto s = x.sizes().vec();
+    x = x.reshape({s[0], s[1], s[2], s[3] / 2, 2}).transpose(-1, -2).reshape(s);
+  }
+  return apply_rotary(x, tables);
+}
+
+Heads latent_heads(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x, const RotaryTables* rotary) {
+  const auto& m = spec.mla;
+  const int64_t B = x.size(0), T = x.size(1), H = spec.num_heads, nope = m.qk_nope_dim, rope = m.qk_rope_dim;
+  const int64_t vd = spec.value_dim();
+  auto q = split_heads(dense(w.q_a_w.defined() ? w.q_a_norm(dense(x, w.q_a_w, w.q_a_b)) : x, w.q_b_w), H, nope + rope);
+  auto kv_a = dense(x, w.kv_a_w, w.kv_a_b);  // [B, T, kv_lora_rank + rope]
+  auto kv = split_heads(dense(w.kv_a_norm(kv_a.narrow(-1, 0, m.kv_lora_rank)), w.kv_b_w), H, nope + vd);
+  auto q_rope = q.narrow(-1, nope, rope);
+  auto k_rope = kv_a.narrow(-1, m.kv_lora_rank, rope).unsqueeze(1);  // [B, 1, T, rope]: one head for all
+  if (rotary) {
+    q_rope = rotate_latent_rope(m, q_rope, *rotary);
+    k_rope = rotate_latent_rope(m, k_rope, *rotary);
+  }
+  return {torch::cat({q.narrow(-1, 0, nope), q_rope}, -1),
+          torch::cat({kv.narrow(-1, 0, nope), k_rope.expand({B, H, T, rope})}, -1), kv.narrow(-1, nope, vd)};
+}
+
+// q, k, v from the fused [q | k | v] projection, with the optional clip, QK-norms and rotary.
+Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x, const RotaryTables* rotary) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = spec.num_heads, KV = spec.num_kv_heads, hd = spec.head_dim;
   auto qkv = dense(x, w.qkv_w, w.qkv_b);
@@ -51,14 +84,24 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   q = split_heads(q, H, hd);
   k = split_heads(k, KV, hd);
   v = split_heads(v, KV, hd);
-  if (ctx.rotary) {
-    q = apply_rotary(q, *ctx.rotary);
-    k = apply_rotary(k, *ctx.rotary);
+  if (rotary) {
+    q = apply_rotary(q, *rotary);
+    k = apply_rotary(k, *rotary);
   }
   if (per_head_norm_kind && spec.qk_norm_after_rotary) {  // [B, heads, T, hd]: the norm is over hd
     q = per_head_norm(w.q_norm, spec.qk_norm, q.transpose(1, 2)).transpose(1, 2);
     k = per_head_norm(w.k_norm, spec.qk_norm, k.transpose(1, 2)).transpose(1, 2);
   }
+  return {q, k, v};
+}
+
+}  // namespace
+
+torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x,
+                        const AttentionContext& ctx, const Tap& tap) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = spec.num_heads, KV = spec.num_kv_heads;
+  auto [q, k, v] = spec.latent() ? latent_heads(spec, w, x, ctx.rotary) : projected_heads(spec, w, x, ctx.rotary);
   tap(Point::Query, ctx.layer, q);
   tap(Point::Key, ctx.layer, k);
   tap(Point::Value, ctx.layer, v);
@@ -66,7 +109,7 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   // GQA / MQA: kv head j serves query heads j·g … j·g+g-1. Those g heads are folded into the rows
   // of one matmul against kv head j ([B, KV, g·T, ·]) instead of copying k and v g times.
   const int64_t g = H / KV;
-  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(hd));
+  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(spec.head_dim));
   if (spec.scale_query && scale != 1.0) q = q * scale;  // after the Query point: it stays q_proj's output
   auto fold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, KV, g * T, t.size(3)}); };
   auto unfold = [&](const torch::Tensor& t) { return g == 1 ? t : t.reshape({B, H, T, t.size(3)}); };
@@ -92,7 +135,7 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
   auto probs = (w.sinks.defined() ? softmax_with_sinks(scores, w.sinks) : torch::softmax(scores, -1, torch::kFloat32))
                    .to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
-  auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * hd});
+  auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * v.size(-1)});
   return dense(context, w.o_w, w.o_b);
 }
 

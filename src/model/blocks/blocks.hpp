@@ -95,6 +95,10 @@ struct AttentionWeights {
   RowBlocks qkv_w;
   torch::Tensor qkv_b, o_w, o_b;
   torch::Tensor sinks;  // [heads] or undefined (AttentionSpec)
+  // Multi-head latent attention (AttentionSpec::mla) instead of qkv_w / qkv_b; q_a_w undefined
+  // when q comes from one projection (q_b_w) of the input.
+  torch::Tensor q_a_w, q_a_b, q_b_w, kv_a_w, kv_a_b, kv_b_w;
+  Norm q_a_norm, kv_a_norm;
   Norm q_norm, k_norm;
 };
 // What one attention call needs besides its weights.

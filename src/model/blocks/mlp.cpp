@@ -72,8 +72,10 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
                                                   : dense(tokens, w.router_w, w.router_b);
   tap(Point::RouterLogits, layer, router_logits);
   auto [top_experts, top_weights] = route(spec.moe, router_logits, w.score_bias);
-  top_weights = top_weights.to(x.scalar_type());
-  auto out = torch::zeros_like(tokens);
+  // DeepSeek-V3 sums the weighted experts in float32 and rounds once; the others round each.
+  const auto sum_dtype = spec.moe.sum_in_float32 ? torch::kFloat32 : x.scalar_type();
+  top_weights = top_weights.to(sum_dtype);
+  auto out = torch::zeros(tokens.sizes(), tokens.options().dtype(sum_dtype));
   // Each expert runs once over every token routed to it, across the batch: one GEMM per expert
   // instead of one per expert and batch row (GEMMs of a few rows run far below the sgemm rate).
   // Which tokens share an expert's GEMM then depends on the whole batch, and a GEMM's rounding can
@@ -85,8 +87,9 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
     auto token_index = hits.select(1, 0);
     auto weight = top_weights.index({token_index, hits.select(1, 1)}).unsqueeze(-1);
     auto y = mlp(MlpKind::Gated, spec, w.experts[e], tokens.index_select(0, token_index));
-    out.index_add_(0, token_index, y * weight);
+    out.index_add_(0, token_index, (y * weight).to(sum_dtype));
   }
+  out = out.to(x.scalar_type());
   if (spec.moe.shared_expert) {
     auto shared = mlp(MlpKind::Gated, spec, w.shared, tokens);
     if (!w.shared_gate_w.defined()) {  // HunYuan: added as it is

@@ -47,7 +47,7 @@ Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec)
   n.eps = spec.eps;
   n.weight_in_float32 = spec.weight_in_float32;
   if (spec.kind != NormKind::NonParametricLayerNorm) n.weight = w.get(WeightId{weight, layer});
-  n.bias = w.get_or_undefined(WeightId{bias_of(weight), layer});
+  if (has_bias(weight)) n.bias = w.get_or_undefined(WeightId{bias_of(weight), layer});
   return n;
 }
 
