@@ -37,6 +37,7 @@ class Config {
   std::string string_or(std::initializer_list<const char*> keys, const std::string& fallback) const;
   // A list of integers / strings (mlp_only_layers, layer_types, ...): every element is checked.
   std::vector<int64_t> integers_or(std::initializer_list<const char*> keys, std::vector<int64_t> fallback) const;
+  std::vector<double> numbers(std::initializer_list<const char*> keys) const;  // a required list of numbers
   std::vector<std::string> strings_or(std::initializer_list<const char*> keys, std::vector<std::string> fallback) const;
   // A token id setting (eos_token_id, pad_token_id, ...): an integer or a list of integers; empty
   // when absent or null; Error(Config) naming the key for anything else.

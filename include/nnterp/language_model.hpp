@@ -89,6 +89,10 @@ class LanguageModel {
   // Attention sinks (gpt-oss): a logit per head joins each softmax without a value, so the rows of
   // attention_probabilities sum to less than 1 (the sink takes the rest).
   bool has_attention_sinks() const;
+  // Empty, or how this architecture's outputs for a row depend on the row's left padding, as HF's
+  // do (PhiMoE's longrope measures the padded length): a row run alone or in another batch then
+  // differs beyond rounding. nnterp reproduces HF rather than correct it.
+  const std::string& padding_dependence() const;
   // The number of learned absolute positions (a hard limit on sequence length); nullopt when
   // positions are rotary, ALiBi or absent (those run beyond config.json's maximum, with a warning).
   std::optional<int64_t> learned_positions() const;

@@ -158,6 +158,8 @@ void bind_model(py::module_& m) {
       .def_property_readonly("has_router", [](const StandardizedTransformer& s) { return s.has_router(); })
       .def_property_readonly("has_attention_sinks", [](const StandardizedTransformer& s) { return s.has_attention_sinks(); },
                              "Whether each softmax has a sink logit per head (gpt-oss): attention rows sum to less than 1.")
+      .def_property_readonly("padding_dependence", [](const StandardizedTransformer& s) { return s.padding_dependence(); },
+                             "Empty, or how this architecture's outputs depend on left padding (as HF's do).")
       .def("has_router_at", [](const StandardizedTransformer& s, int64_t layer) { return s.has_router(layer); },
            py::arg("layer"), "Whether layer `layer` is a mixture-of-experts layer (has router logits).")
       .def_property_readonly("dtype", [](const StandardizedTransformer& s) { return dtype_name(s.dtype()); })

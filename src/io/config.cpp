@@ -123,6 +123,9 @@ std::vector<int64_t> Config::integers_or(std::initializer_list<const char*> keys
   auto v = first_present(*this, keys);
   return v ? v->integers() : fallback;
 }
+std::vector<double> Config::numbers(std::initializer_list<const char*> keys) const {
+  return required(*this, keys, "a list of numbers").numbers();
+}
 std::vector<std::string> Config::strings_or(std::initializer_list<const char*> keys, std::vector<std::string> fallback) const {
   auto v = first_present(*this, keys);
   return v ? v->strings() : fallback;

@@ -108,6 +108,13 @@ std::vector<int64_t> JsonValue::integers() const {
   return out;
 }
 
+std::vector<double> JsonValue::numbers() const {
+  expect(is_array(), "a list of numbers");
+  std::vector<double> out;
+  for (const auto& e : elements()) out.push_back(e.number());
+  return out;
+}
+
 std::vector<std::string> JsonValue::strings() const {
   expect(is_array(), "a list of strings");
   std::vector<std::string> out;

@@ -66,6 +66,7 @@ class JsonValue {
   bool boolean() const;
   std::string string() const;
   std::vector<int64_t> integers() const;     // an array of integers
+  std::vector<double> numbers() const;       // an array of numbers
   std::vector<std::string> strings() const;  // an array of strings
 
   // Throws Error: "'<path>' should be <expected>, got <the value>".

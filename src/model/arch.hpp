@@ -52,7 +52,13 @@ enum class RotaryLayout {
   Half,        // rotate_half: dims [0:d/2] pair with [d/2:d] (LLaMA, NeoX)
   Interleaved  // rotate_every_two: pairs (0,1), (2,3), ... (GPT-J, CodeGen, Cohere)
 };
-enum class RopeScaling { None, Linear, Llama3, Yarn };
+enum class RopeScaling {
+  None,
+  Linear,
+  Llama3,
+  Yarn,
+  LongRope,  // per-dim factors, short or long by the sequence's length (PhiMoE): see RotarySpec
+};
 enum class AlibiKind { Bloom, Mpt };
 
 struct RotarySpec {
@@ -65,13 +71,20 @@ struct RotarySpec {
   int64_t original_max_position = 8192;                  // llama3 / yarn
   double beta_fast = 32, beta_slow = 1;                  // yarn: the ramp's bounds, in rotations
   bool truncate = true;                                  // yarn: floor/ceil the ramp's bounds
-  double attention_factor = 1.0;                         // multiplies cos and sin (yarn)
+  double attention_factor = 1.0;                         // multiplies cos and sin (yarn; longrope's short regime)
+  // longrope: inv_freq_i = 1 / (factor_i · θ^(2i/d)) with the long factors (and cos/sin ×
+  // long_attention_factor) once the sequence — cached and new positions, pads counted, as HF's
+  // PhiMoE measures it — is longer than original_max_position, else the short ones.
+  std::vector<double> short_factors, long_factors;
+  double long_attention_factor = 1.0;
 
   bool operator==(const RotarySpec& o) const {
     return dim == o.dim && layout == o.layout && theta == o.theta && scaling == o.scaling && factor == o.factor &&
            low_freq_factor == o.low_freq_factor && high_freq_factor == o.high_freq_factor &&
            original_max_position == o.original_max_position && beta_fast == o.beta_fast &&
-           beta_slow == o.beta_slow && truncate == o.truncate && attention_factor == o.attention_factor;
+           beta_slow == o.beta_slow && truncate == o.truncate && attention_factor == o.attention_factor &&
+           short_factors == o.short_factors && long_factors == o.long_factors &&
+           long_attention_factor == o.long_attention_factor;
   }
 };
 
@@ -149,6 +162,10 @@ enum class MlpKind {
 enum class RouterScoring {
   Softmax,  // softmax over all experts, in float32 (Mixtral, Qwen-MoE, DeepSeek-V2, ERNIE)
   Sigmoid,  // sigmoid of each logit (DeepSeek-V3, GLM-4.5, dots1, Llama-4)
+  // PhiMoE's sparsemixer (top-2, eval): expert 1 is the best logit, weighted by a softmax over the
+  // experts within 2·jitter (relative) of it; expert 2 the best of the others, weighted likewise
+  // among the experts left.
+  Sparsemixer,
 };
 // Group-limited routing (DeepSeek): the experts form `groups` equal groups and only the experts
 // of the `top_groups` best groups may be chosen (the others' scores are set to 0.0, as in HF).
@@ -169,6 +186,7 @@ struct MoeSpec {
   double normalize_epsilon = 0;    // ... plus this (DeepSeek-V3: 1e-20)
   double normalize_floor = 0;      // ... or by at least this (ERNIE: moe_norm_min)
   double routed_scaling = 1.0;     // × the routing weights (DeepSeek routed_scaling_factor)
+  double jitter = 0;               // Sparsemixer: router_jitter_noise
   bool sum_in_float32 = false;     // weighted expert outputs summed in float32, rounded once (DeepSeek-V3)
   bool shared_expert = false;      // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
 };
@@ -259,6 +277,10 @@ struct ArchSpec {
   double final_softcap = 0;   // Gemma-2: tanh(logits / c) * c
   double logit_scale = 1.0;   // Cohere: × scale; Granite: × 1/logits_scaling
   bool tie_embeddings = false;
+
+  // Non-empty when HF's own outputs for a row depend on its left padding (so a row run alone or
+  // in another batch differs beyond rounding), saying how: nnterp computes what HF computes.
+  std::string padding_dependence;
 
   WeightMap weights;
   std::vector<std::string> ignored_weights;  // HF names (with {i} / {e}) that exist but are not parameters

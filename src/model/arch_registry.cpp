@@ -156,6 +156,23 @@ void read_yarn(RotarySpec& r, const Config& c, const Config& s) {
     r.attention_factor = mscale(r.factor, 1.0);
 }
 
+// PhiMoE's longrope: per-dim short/long factors with the explicit short_mscale / long_mscale.
+// (Phi-3's longrope, which derives its scale and picks the regime by the largest position id,
+// is not supported: no fixture checks it.)
+void read_longrope(RotarySpec& r, const Config& c, const Config& s) {
+  r.scaling = RopeScaling::LongRope;
+  r.original_max_position = s.integer_or({"original_max_position_embeddings"}, c.integer({"original_max_position_embeddings"}));
+  r.short_factors = s.numbers({"short_factor"});
+  r.long_factors = s.numbers({"long_factor"});
+  r.attention_factor = s.number({"short_mscale"});
+  r.long_attention_factor = s.number({"long_mscale"});
+  const size_t half = static_cast<size_t>(r.dim / 2);
+  if (r.short_factors.size() != half || r.long_factors.size() != half)
+    throw Error(ErrorKind::Config, c.source(),
+                "rope_scaling's short_factor and long_factor need one factor per rotated pair (" + std::to_string(half) +
+                    "), got " + std::to_string(r.short_factors.size()) + " and " + std::to_string(r.long_factors.size()));
+}
+
 }  // namespace
 
 RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout layout, double default_theta) {
@@ -178,6 +195,8 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
     r.original_max_position = s.integer({"original_max_position_embeddings"});
   } else if (type == "yarn") {
     read_yarn(r, c, s);
+  } else if (type == "longrope" && s.has("short_mscale")) {
+    read_longrope(r, c, s);
   } else if (type == "dynamic" && s.has("alpha")) {
     // NTK-alpha (HunYuan): a fixed base θ·α^(d/(d−2)), no attention scaling. (HF's plain "dynamic"
     // NTK, whose base grows with the sequence, is not supported.)
@@ -185,7 +204,8 @@ RotarySpec rotary_from_config(const Config& c, int64_t rotary_dim, RotaryLayout 
     r.theta *= std::pow(s.number({"alpha"}), d / (d - 2));
   } else {
     throw Error(ErrorKind::Unsupported, c.source(), "rope_scaling type '" + type + "' is not supported",
-                "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha)");
+                "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha), longrope with "
+                "short_mscale / long_mscale (PhiMoE)");
   }
   return r;
 }

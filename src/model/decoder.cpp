@@ -57,7 +57,7 @@ struct Decoder::PassState {
   const RotaryTables& tables(const RotarySpec& spec) {
     for (const auto& [s, t] : rotary)
       if (*s == spec) return t;
-    rotary.emplace_back(&spec, rotary_tables(spec, position_ids, dtype, rotary_precision));
+    rotary.emplace_back(&spec, rotary_tables(spec, position_ids, dtype, rotary_precision, past + T));
     return rotary.back().second;
   }
 };

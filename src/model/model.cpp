@@ -182,6 +182,7 @@ torch::Device LanguageModel::device() const { return impl_->report.device; }
 const LoadReport& LanguageModel::load_report() const { return impl_->report; }
 
 bool LanguageModel::has_router() const { return spec_of(*this).mlp.kind == model::MlpKind::MoE; }
+const std::string& LanguageModel::padding_dependence() const { return spec_of(*this).padding_dependence; }
 bool LanguageModel::has_attention_sinks() const { return spec_of(*this).weights.count(Weight::AttnSinks) > 0; }
 bool LanguageModel::has_router(int64_t layer) const {
   const auto& spec = spec_of(*this);

@@ -71,6 +71,22 @@ TEST(Xielu, ItsScalarsAreTakenInBfloat16AsHuggingFaceDoes) {
   EXPECT_NEAR(y[2].item<float>(), std::expm1(eps) * 1.1875, 1e-9);
 }
 
+TEST(LongRope, TheSequenceLengthPicksTheShortOrLongFactorsAndScale) {
+  RotarySpec r;
+  r.dim = 4, r.theta = 100, r.scaling = RopeScaling::LongRope, r.original_max_position = 8;
+  r.short_factors = {1.0, 2.0}, r.long_factors = {3.0, 5.0};
+  r.attention_factor = 1.1, r.long_attention_factor = 1.25;
+  const auto position = torch::ones({1, 1}, torch::kInt64);
+  auto cos_at = [&](int64_t length, int64_t pair) {
+    return rotary_tables(r, position, torch::kFloat32, RotaryPrecision::InDtype, length).cos[0][0][0][pair].item<double>();
+  };
+  // pair i turns by 1 / (factor_i · θ^(2i/d)) per position: θ^(2/4) = 10 for pair 1
+  EXPECT_NEAR(cos_at(8, 0), 1.1 * std::cos(1.0 / 1.0), 1e-6);   // 8 positions: not longer than 8, short
+  EXPECT_NEAR(cos_at(8, 1), 1.1 * std::cos(1.0 / (2.0 * 10)), 1e-6);
+  EXPECT_NEAR(cos_at(9, 0), 1.25 * std::cos(1.0 / 3.0), 1e-6);  // 9 positions: long
+  EXPECT_NEAR(cos_at(9, 1), 1.25 * std::cos(1.0 / (5.0 * 10)), 1e-6);
+}
+
 // A small latent attention (MLA) with random weights, and the context to run it on T positions.
 struct LatentAttention {
   static constexpr int64_t B = 2, T = 5, Hd = 12, H = 3, nope = 4, rope = 4, vd = 6, lora = 5;

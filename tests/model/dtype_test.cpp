@@ -51,10 +51,17 @@ struct Tolerance {
 };
 constexpr Tolerance kBFloat16{torch::kBFloat16, 0.04, 0.8};
 constexpr Tolerance kFloat16{torch::kFloat16, 0.005, 0.9};
-// DeepSeek-V3's bfloat16 error grows layer by layer (1.0e-2 after layer 0, 2.5e-2 after layer 1,
-// 4.6e-2 at the logits: each MoE sum is × routed_scaling_factor 2.5) with no routing decision
-// flipped between the dtypes (checked on the fixture's batch): six bf16 rounding units, not a bug.
-double bfloat16_bound(const std::string& fixture) { return fixture == "deepseek_v3" ? 0.06 : kBFloat16.relative; }
+// Fixtures whose bfloat16 error is larger for a known reason, measured on the fixture's batch:
+// - deepseek_v3: the error grows layer by layer (1.0e-2 after layer 0, 2.5e-2 after layer 1,
+//   4.6e-2 at the logits; each MoE sum is × routed_scaling_factor 2.5), no routing decision flipped;
+// - phimoe: the sparsemixer weighs an expert by a softmax over the experts within a hard relative
+//   band of the best logit; in bfloat16 one expert crosses that band at layer 2 and one routing
+//   weight jumps by 0.47 (no expert choice flips): 1.1e-1 at the logits. HF's bf16 does the same.
+double bfloat16_bound(const std::string& fixture) {
+  if (fixture == "deepseek_v3") return 0.06;
+  if (fixture == "phimoe") return 0.15;
+  return kBFloat16.relative;
+}
 
 class Dtypes : public ::testing::TestWithParam<std::string> {};
 
@@ -81,8 +88,9 @@ class DtypeTableWriter : public ::testing::Environment {
            "max |float32 logit|. The test bounds them per dtype (docs/dtypes.md): error ≤ "
         << fmt::format("{} (bf16), {} (f16), top-1 ≥ {:.0f}% (bf16), {:.0f}% (f16)", kBFloat16.relative, kFloat16.relative,
                        100 * kBFloat16.top1, 100 * kFloat16.top1)
-        << " (bf16 error ≤ " << bfloat16_bound("deepseek_v3")
-        << " for deepseek_v3, whose error grows with each ×2.5 expert sum)"
+        << " (bf16 error ≤ " << bfloat16_bound("deepseek_v3") << " for deepseek_v3, whose error grows with each ×2.5 "
+           "expert sum, and ≤ " << bfloat16_bound("phimoe") << " for phimoe, whose sparsemixer weights jump when an "
+           "expert crosses its hard band)"
         << "; these random 2-4 layer models have near-tied logits, so a rounding flips a top-1 now and then. Also "
            "checked for every fixture: greedy generation in bf16 with the KV cache equals bf16 recompute.\n\n"
            "| fixture | bf16 top-1 | bf16 error | f16 top-1 | f16 error |\n| --- | --- | --- | --- | --- |\n";

@@ -2,6 +2,7 @@
 // normalisation of the routing weights, on hand-made logits whose decisions are known.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "model/blocks/blocks.hpp"
@@ -67,6 +68,20 @@ TEST(Router, TheNormalisationFloorKeepsTinyWeightsTiny) {
   EXPECT_NEAR(r.weights[0][0].item<float>(), 2.0 / 3.0, 1e-6);
   m.normalize_floor = 0;
   EXPECT_NEAR(route(m, torch::tensor({{0.0f, 0.0f, 0.0f}})).weights[0][0].item<float>(), 1.0, 1e-6);
+}
+
+TEST(Router, SparsemixerWeighsEachChoiceAmongTheExpertsInItsBand) {
+  MoeSpec m;
+  m.num_experts = 4, m.top_k = 2, m.scoring = RouterScoring::Sparsemixer, m.jitter = 0.1;  // band: 20% of the best
+  auto r = route(m, torch::tensor({{2.0f, 1.9f, 0.5f, -1.0f}}));
+  EXPECT_EQ(r.experts[0][0].item<int64_t>(), 0);
+  EXPECT_EQ(r.experts[0][1].item<int64_t>(), 1);
+  // expert 0 shares its band (logits ≥ 1.6) with expert 1; expert 1, with 0 removed, is alone in its band.
+  EXPECT_NEAR(r.weights[0][0].item<float>(), 1 / (1 + std::exp(-0.1)), 1e-6);
+  EXPECT_NEAR(r.weights[0][1].item<float>(), 1.0, 1e-6);
+  m.jitter = 0.5;  // a band to 0 around 2.0 lets expert 2 (0.5) in: (2 - 0.5) / 2 = 0.75 ≤ 1
+  auto wide = route(m, torch::tensor({{2.0f, 1.9f, 0.5f, -1.0f}}));
+  EXPECT_NEAR(wide.weights[0][0].item<float>(), std::exp(2.0) / (std::exp(2.0) + std::exp(1.9) + std::exp(0.5)), 1e-6);
 }
 
 }  // namespace

@@ -80,9 +80,10 @@ struct RotaryTables {
   RotaryLayout layout = RotaryLayout::Half;
   bool float32_math = false;  // rotate in float32 and round once (RotaryPrecision)
 };
-// rounded to `dtype` (the model's) unless `precision` keeps them in float32.
+// rounded to `dtype` (the model's) unless `precision` keeps them in float32. `sequence_length`
+// (cached + new positions, pads counted) picks longrope's regime.
 RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids, torch::ScalarType dtype,
-                           RotaryPrecision precision = RotaryPrecision::InDtype);
+                           RotaryPrecision precision = RotaryPrecision::InDtype, int64_t sequence_length = 0);
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& tables);  // x: [B, h, T, hd]
 
 // Additive attention mask [B, 1, T, S]: 0 where query i (absolute index past+i) may see key j,

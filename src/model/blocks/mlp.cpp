@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "model/blocks/blocks.hpp"
 
 namespace nnterp::model {
@@ -45,9 +47,24 @@ torch::Tensor keep_top_groups(const MoeSpec& m, const torch::Tensor& choice) {
   return grouped.masked_fill(keep.logical_not().unsqueeze(-1), 0.0).view({n, m.num_experts});
 }
 
+// PhiMoE's sparsemixer, as HF computes it in eval (see RouterScoring::Sparsemixer).
+Routing sparsemixer_top2(const torch::Tensor& router_logits, double jitter) {
+  const auto scores = router_logits.to(torch::kFloat32);
+  const double inf = std::numeric_limits<double>::infinity();
+  auto pick = [&](const torch::Tensor& candidates) {  // the experts already chosen are at -inf
+    auto [best, index] = candidates.max(-1, true);
+    auto far = (best - scores) / torch::max(scores.abs(), best) > 2 * jitter;
+    return std::make_pair(index, torch::softmax(candidates.masked_fill(far, -inf), -1).gather(-1, index));
+  };
+  const auto [first, first_weight] = pick(scores);
+  const auto [second, second_weight] = pick(scores.scatter(-1, first, -inf));
+  return {torch::cat({first, second}, -1), torch::cat({first_weight, second_weight}, -1)};
+}
+
 }  // namespace
 
 Routing route(const MoeSpec& m, const torch::Tensor& router_logits, const torch::Tensor& score_bias) {
+  if (m.scoring == RouterScoring::Sparsemixer) return sparsemixer_top2(router_logits, m.jitter);
   auto scores = m.scoring == RouterScoring::Sigmoid ? torch::sigmoid(router_logits.to(torch::kFloat32))
                                                     : torch::softmax(router_logits, -1, torch::kFloat32);
   auto choice = score_bias.defined() ? scores + score_bias.to(torch::kFloat32).reshape({-1}) : scores;

@@ -9,13 +9,21 @@ namespace nnterp::model {
 
 namespace {
 
-torch::Tensor inverse_frequencies(const RotarySpec& spec) {
+bool long_regime(const RotarySpec& spec, int64_t sequence_length) {
+  return spec.scaling == RopeScaling::LongRope && sequence_length > spec.original_max_position;
+}
+
+torch::Tensor inverse_frequencies(const RotarySpec& spec, int64_t sequence_length) {
   auto exponents = torch::arange(0, spec.dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(spec.dim);
   auto pos_freqs = torch::pow(spec.theta, exponents);
   auto inv_freq = 1.0 / pos_freqs;
   switch (spec.scaling) {
     case RopeScaling::None: return inv_freq;
     case RopeScaling::Linear: return inv_freq / spec.factor;
+    case RopeScaling::LongRope: {
+      const auto& factors = long_regime(spec, sequence_length) ? spec.long_factors : spec.short_factors;
+      return 1.0 / (torch::tensor(factors, torch::kFloat64).to(torch::kFloat32) * pos_freqs);
+    }
     case RopeScaling::Llama3: {
       // Long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
       const double low_wavelen = spec.original_max_position / spec.low_freq_factor;
@@ -61,15 +69,16 @@ torch::Tensor rotate(const torch::Tensor& x, RotaryLayout layout) {
 }  // namespace
 
 RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position_ids, torch::ScalarType dtype,
-                           RotaryPrecision precision) {
-  auto inv_freq = inverse_frequencies(spec).to(position_ids.device());
+                           RotaryPrecision precision, int64_t sequence_length) {
+  auto inv_freq = inverse_frequencies(spec, sequence_length).to(position_ids.device());
   auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B, T, dim/2]
   auto angles = spec.layout == RotaryLayout::Half ? torch::cat({freqs, freqs}, -1)
                                                   : torch::repeat_interleave(freqs, 2, -1);
   // Computed in float32 and rounded to the model's dtype, as HF's rotary modules return them.
   const auto table_dtype = precision == RotaryPrecision::Float32 ? torch::kFloat32 : dtype;
   auto cos = angles.cos(), sin = angles.sin();
-  if (spec.attention_factor != 1.0) cos = cos * spec.attention_factor, sin = sin * spec.attention_factor;
+  const double factor = long_regime(spec, sequence_length) ? spec.long_attention_factor : spec.attention_factor;
+  if (factor != 1.0) cos = cos * factor, sin = sin * factor;
   return RotaryTables{cos.unsqueeze(1).to(table_dtype), sin.unsqueeze(1).to(table_dtype), spec.dim, spec.layout,
                       precision != RotaryPrecision::InDtype};
 }
