@@ -20,6 +20,7 @@ enum class NormKind {
   RMSNorm,                 // w * x / sqrt(mean(x²) + eps)
   RMSNormPlusOne,          // Gemma: (1 + w) * x / sqrt(mean(x²) + eps)
   NonParametricLayerNorm,  // OLMo: LayerNorm without weight or bias
+  NonParametricRMSNorm,    // Llama-4's L2 QK-norm: x / sqrt(mean(x²) + eps) in float32, no weight
 };
 
 struct NormSpec {
@@ -94,6 +95,11 @@ struct LayerSpec {
   PositionKind positions = PositionKind::None;  // Rotary here; Learned/Alibi are model-level
   RotarySpec rotary;
   bool dense_mlp = false;  // in an MoE model, a layer with a dense SwiGLU (Qwen3-MoE's mlp_only_layers)
+  // Chunked attention (Llama-4): the real tokens of a row form chunks of this many from its first
+  // real token, and a query sees the keys of its own chunk only (causally). 0: off.
+  int64_t attention_chunk = 0;
+  bool qk_norm = true;              // false: this layer skips the model's QK-norm (Llama-4's NoPE layers)
+  bool temperature_tuning = false;  // q × AttentionSpec's temperature at each position (Llama-4's NoPE layers)
 };
 
 enum class QkNorm {
@@ -141,6 +147,9 @@ struct AttentionSpec {
   QkNorm qk_norm = QkNorm::None;
   NormSpec qk_norm_spec;
   bool qk_norm_after_rotary = false;
+  // Llama-4's attention temperature tuning (LayerSpec::temperature_tuning): q at index c of the
+  // padded sequence (pads counted, as HF's cache_position) is × 1 + scale·log1p(floor((c + 1) / floor)).
+  double temperature_scale = 0, temperature_floor = 1;
   // With Weight::AttnSinks mapped (gpt-oss), each head's sink logit joins every query row's softmax
   // as one more key that no value belongs to: the probabilities sum to less than 1.  // HunYuan: the per-head QK-norm on the rotated q / k (others: before)
   // Rounding in bfloat16/float16 (no effect in float32), from each HF modeling file:
@@ -188,6 +197,7 @@ struct MoeSpec {
   double routed_scaling = 1.0;     // × the routing weights (DeepSeek routed_scaling_factor)
   double jitter = 0;               // Sparsemixer: router_jitter_noise
   bool sum_in_float32 = false;     // weighted expert outputs summed in float32, rounded once (DeepSeek-V3)
+  bool weight_on_input = false;    // the routing weight multiplies the expert's input, not its output (Llama-4)
   bool shared_expert = false;      // + shared_mlp(x), times sigmoid(gate(x)) when Weight::SharedGate is mapped (Qwen2-MoE)
 };
 

@@ -45,14 +45,25 @@ struct Decoder::PassState {
   torch::ScalarType dtype = torch::kFloat32;  // the model's
   RotaryPrecision rotary_precision = RotaryPrecision::InDtype;
   KVCache* cache = nullptr;
-  std::map<int64_t, torch::Tensor> masks;  // window → additive mask
+  std::map<std::pair<int64_t, int64_t>, torch::Tensor> masks;  // (window, chunk) → additive mask
   std::vector<std::pair<const RotarySpec*, RotaryTables>> rotary;
   torch::Tensor alibi;
+  torch::Tensor temperature;  // [1, 1, T, 1], for LayerSpec::temperature_tuning
 
-  const torch::Tensor& mask(int64_t window) {
-    auto it = masks.find(window);
-    if (it == masks.end()) it = masks.emplace(window, mask_bias(key_mask, past, T, window)).first;
+  const torch::Tensor& mask(const LayerSpec& layer) {
+    const std::pair<int64_t, int64_t> key{layer.sliding_window, layer.attention_chunk};
+    auto it = masks.find(key);
+    if (it == masks.end()) it = masks.emplace(key, mask_bias(key_mask, past, T, key.first, key.second)).first;
     return it->second;
+  }
+  // Llama-4's temperature at indices past..past+T-1 of the padded sequence (AttentionSpec).
+  const torch::Tensor& query_temperature(const AttentionSpec& a) {
+    if (!temperature.defined()) {
+      auto index = torch::arange(past, past + T, key_mask.device()).to(torch::kFloat32);
+      temperature = (torch::log1p(torch::floor((index + 1.0) / a.temperature_floor)) * a.temperature_scale + 1.0)
+                        .view({1, 1, T, 1});
+    }
+    return temperature;
   }
   const RotaryTables& tables(const RotarySpec& spec) {
     for (const auto& [s, t] : rotary)
@@ -232,7 +243,9 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
 
   AttentionContext ctx;
   ctx.layer = i;
-  ctx.mask = &state.mask(layer_spec.sliding_window);
+  ctx.mask = &state.mask(layer_spec);
+  ctx.qk_norm = layer_spec.qk_norm;
+  if (layer_spec.temperature_tuning) ctx.query_scale = &state.query_temperature(spec_.attn);
   if (spec_.positions == PositionKind::Alibi) ctx.alibi = &state.alibi;
   if (layer_spec.positions == PositionKind::Rotary) ctx.rotary = &state.tables(layer_spec.rotary);
   ctx.cache = state.cache;

@@ -71,6 +71,26 @@ TEST(Xielu, ItsScalarsAreTakenInBfloat16AsHuggingFaceDoes) {
   EXPECT_NEAR(y[2].item<float>(), std::expm1(eps) * 1.1875, 1e-9);
 }
 
+TEST(ChunkedMask, ChunksCountFromEachRowsFirstRealToken) {
+  // row 0: one left pad then 5 tokens (positions 0..4); row 1: 6 tokens. Chunks of 2.
+  auto key_mask = torch::tensor({{0, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}}).to(torch::kBool);
+  auto visible = mask_bias(key_mask, 0, 6, 0, 2).squeeze(1) == 0;  // [B, T, S]
+  auto row = [&](int64_t b, int64_t t) {
+    std::vector<int64_t> keys;
+    for (int64_t j = 0; j < 6; ++j)
+      if (visible[b][t][j].item<bool>()) keys.push_back(j);
+    return keys;
+  };
+  EXPECT_EQ(row(0, 3), (std::vector<int64_t>{3}));     // position 2 starts the second chunk
+  EXPECT_EQ(row(0, 4), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(row(1, 3), (std::vector<int64_t>{2, 3}));  // unpadded: index = position
+  EXPECT_EQ(row(1, 4), (std::vector<int64_t>{4}));
+  // With a cache: one new query at index 5 (position 4 of row 0) sees its chunk's keys only.
+  auto step = mask_bias(key_mask, 5, 1, 0, 2).squeeze(1) == 0;
+  EXPECT_TRUE(torch::equal(step[0][0].nonzero().flatten(), torch::tensor({5}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(step[1][0].nonzero().flatten(), torch::tensor({4, 5}, torch::kInt64)));
+}
+
 TEST(LongRope, TheSequenceLengthPicksTheShortOrLongFactorsAndScale) {
   RotarySpec r;
   r.dim = 4, r.theta = 100, r.scaling = RopeScaling::LongRope, r.original_max_position = 8;

@@ -31,7 +31,17 @@ TEST(Unsupported, UnknownRopeScalingTypeIsNamed) {
   Error e = load_error(fx.path());
   EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
   EXPECT_EQ(e.message(), "rope_scaling type 'dynamic' is not supported");
-  EXPECT_EQ(e.hint(), "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha)");
+  EXPECT_EQ(e.hint(), "supported rope_scaling types: default, linear, llama3, yarn, dynamic with alpha (NTK-alpha), "
+                     "longrope with short_mscale / long_mscale (PhiMoE)");
+}
+
+TEST(Unsupported, Phi3LongropeIsRefusedNotGuessed) {
+  // Phi-3's longrope derives its scale and picks its regime unlike PhiMoE's; no fixture checks it.
+  EditedFixture fx("phi3");
+  fx.config()["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0, 1.0}}, {"long_factor", {2.0, 2.0}}};
+  Error e = load_error(fx.path());
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_EQ(e.message(), "rope_scaling type 'longrope' is not supported");
 }
 
 TEST(Unsupported, UnknownActivationIsNamed) {

@@ -63,7 +63,8 @@ Heads latent_heads(const AttentionSpec& spec, const AttentionWeights& w, const t
 }
 
 // q, k, v from the fused [q | k | v] projection, with the optional clip, QK-norms and rotary.
-Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x, const RotaryTables* rotary) {
+Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, const torch::Tensor& x, const RotaryTables* rotary,
+                      bool qk_norm) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = spec.num_heads, KV = spec.num_kv_heads, hd = spec.head_dim;
   auto qkv = dense(x, w.qkv_w, w.qkv_b);
@@ -72,11 +73,12 @@ Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, cons
   auto q = qkv.narrow(-1, 0, H * hd);
   auto k = qkv.narrow(-1, H * hd, KV * hd);
   auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
-  if (spec.qk_norm == QkNorm::WholeProjection) {
+  const QkNorm norm_kind = qk_norm ? spec.qk_norm : QkNorm::None;
+  if (norm_kind == QkNorm::WholeProjection) {
     q = w.q_norm(q);
     k = w.k_norm(k);
   }
-  const bool per_head_norm_kind = spec.qk_norm == QkNorm::PerHead || spec.qk_norm == QkNorm::PerHeadSeparate;
+  const bool per_head_norm_kind = norm_kind == QkNorm::PerHead || norm_kind == QkNorm::PerHeadSeparate;
   if (per_head_norm_kind && !spec.qk_norm_after_rotary) {
     q = per_head_norm(w.q_norm, spec.qk_norm, q.reshape({B, T, H, hd})).reshape({B, T, H * hd});
     k = per_head_norm(w.k_norm, spec.qk_norm, k.reshape({B, T, KV, hd})).reshape({B, T, KV * hd});
@@ -101,7 +103,8 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
                         const AttentionContext& ctx, const Tap& tap) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = spec.num_heads, KV = spec.num_kv_heads;
-  auto [q, k, v] = spec.latent() ? latent_heads(spec, w, x, ctx.rotary) : projected_heads(spec, w, x, ctx.rotary);
+  auto [q, k, v] = spec.latent() ? latent_heads(spec, w, x, ctx.rotary) : projected_heads(spec, w, x, ctx.rotary, ctx.qk_norm);
+  if (ctx.query_scale) q = (q * *ctx.query_scale).to(q.scalar_type());
   tap(Point::Query, ctx.layer, q);
   tap(Point::Key, ctx.layer, k);
   tap(Point::Value, ctx.layer, v);

@@ -87,8 +87,9 @@ RotaryTables rotary_tables(const RotarySpec& spec, const torch::Tensor& position
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& tables);  // x: [B, h, T, hd]
 
 // Additive attention mask [B, 1, T, S]: 0 where query i (absolute index past+i) may see key j,
-// the lowest float elsewhere (finite, so fully masked pad rows stay NaN-free, as in HF).
-torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, int64_t window);
+// the lowest float elsewhere (finite, so fully masked pad rows stay NaN-free, as in HF). With
+// `chunk` > 0 a query sees only the keys of its own chunk of `chunk` real tokens (LayerSpec).
+torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, int64_t window, int64_t chunk = 0);
 // ALiBi score bias [B, heads, 1, S].
 torch::Tensor alibi_bias(AlibiKind kind, int64_t heads, const torch::Tensor& key_mask);
 
@@ -107,6 +108,8 @@ struct AttentionContext {
   const torch::Tensor* mask = nullptr;    // [B, 1, T, S]
   const torch::Tensor* alibi = nullptr;   // [B, H, 1, S] or null
   const RotaryTables* rotary = nullptr;   // null: no rotary (NoPE, learned, ALiBi)
+  bool qk_norm = true;                    // LayerSpec::qk_norm
+  const torch::Tensor* query_scale = nullptr;  // [1, 1, T, 1] multiplying q (temperature tuning) or null
   KVCache* cache = nullptr;               // this layer's past keys/values, extended when given
   int layer = 0;
 };

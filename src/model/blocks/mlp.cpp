@@ -103,8 +103,12 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
     if (hits.size(0) == 0) continue;
     auto token_index = hits.select(1, 0);
     auto weight = top_weights.index({token_index, hits.select(1, 1)}).unsqueeze(-1);
-    auto y = mlp(MlpKind::Gated, spec, w.experts[e], tokens.index_select(0, token_index));
-    out.index_add_(0, token_index, (y * weight).to(sum_dtype));
+    auto routed = tokens.index_select(0, token_index);
+    if (spec.moe.weight_on_input) {  // Llama-4: expert(x · w)
+      out.index_add_(0, token_index, mlp(MlpKind::Gated, spec, w.experts[e], routed * weight).to(sum_dtype));
+      continue;
+    }
+    out.index_add_(0, token_index, (mlp(MlpKind::Gated, spec, w.experts[e], routed) * weight).to(sum_dtype));
   }
   out = out.to(x.scalar_type());
   if (spec.moe.shared_expert) {

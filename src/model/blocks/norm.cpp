@@ -29,6 +29,10 @@ torch::Tensor Norm::operator()(const torch::Tensor& x) const {
       return at::layer_norm(x, {x.size(-1)}, weight, bias, eps);
     case NormKind::NonParametricLayerNorm:  // OLMo: F.layer_norm(x.float()).to(dtype)
       return at::layer_norm(x.to(torch::kFloat32), {x.size(-1)}, {}, {}, eps).to(x.scalar_type());
+    case NormKind::NonParametricRMSNorm: {
+      auto xf = x.to(torch::kFloat32);
+      return (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+    }
     case NormKind::RMSNorm:
     case NormKind::RMSNormPlusOne: {
       auto xf = x.to(torch::kFloat32);
@@ -46,7 +50,8 @@ Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec)
   n.kind = spec.kind;
   n.eps = spec.eps;
   n.weight_in_float32 = spec.weight_in_float32;
-  if (spec.kind != NormKind::NonParametricLayerNorm) n.weight = w.get(WeightId{weight, layer});
+  if (spec.kind == NormKind::NonParametricLayerNorm || spec.kind == NormKind::NonParametricRMSNorm) return n;
+  n.weight = w.get(WeightId{weight, layer});
   if (has_bias(weight)) n.bias = w.get_or_undefined(WeightId{bias_of(weight), layer});
   return n;
 }

@@ -91,7 +91,7 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& t) {
   return t.dim == hd ? rotated : torch::cat({rotated, x.narrow(-1, t.dim, hd - t.dim)}, -1);
 }
 
-torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, int64_t window) {
+torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, int64_t window, int64_t chunk) {
   const int64_t S = key_mask.size(1);
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(key_mask.device());
   auto q = (torch::arange(T, opts) + past).unsqueeze(1);  // [T, 1]
@@ -99,6 +99,10 @@ torch::Tensor mask_bias(const torch::Tensor& key_mask, int64_t past, int64_t T, 
   auto allowed = (k <= q);
   if (window > 0) allowed = allowed & ((q - k) < window);
   allowed = allowed.unsqueeze(0) & key_mask.to(torch::kBool).unsqueeze(1);  // [B, T, S]
+  if (chunk > 0) {  // chunks counted from each row's first real token (Llama-4)
+    auto chunk_of = torch::div(key_mask.to(torch::kInt64).cumsum(-1) - 1, chunk, "floor");  // [B, S]
+    allowed = allowed & (chunk_of.narrow(1, past, T).unsqueeze(2) == chunk_of.unsqueeze(1));
+  }
   auto bias = torch::zeros({key_mask.size(0), 1, T, S}, torch::TensorOptions().dtype(torch::kFloat32).device(key_mask.device()));
   return bias.masked_fill_(allowed.logical_not().unsqueeze(1), std::numeric_limits<float>::lowest());
 }
