@@ -36,14 +36,20 @@ struct TraceInput {
 class KVCache {
  public:
   std::vector<torch::Tensor> keys, values;
+  // Per layer, the state of a layer without attention (undefined for attention layers): for a
+  // short-convolution layer (LFM2) its last kernel − 1 conv inputs [B, hidden, kernel − 1].
+  std::vector<torch::Tensor> states;
+  int64_t state_positions = 0;  // the positions `states` has seen (the length of a cache without keys)
 
   KVCache() = default;
-  KVCache(const KVCache& other) : keys(other.keys), values(other.values), reserved_(other.reserved_) {}
+  KVCache(const KVCache& other)
+      : keys(other.keys), values(other.values), states(other.states), state_positions(other.state_positions),
+        reserved_(other.reserved_) {}
   KVCache& operator=(const KVCache& other);
   KVCache(KVCache&&) = default;
   KVCache& operator=(KVCache&&) = default;
 
-  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  int64_t length() const;  // the cached positions
   void clear();
   // Room for `positions` positions in all (past and future) when a buffer is next allocated, so a
   // generation that knows its length allocates once; without it the room doubles as needed.

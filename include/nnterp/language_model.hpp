@@ -89,6 +89,12 @@ class LanguageModel {
   // Attention sinks (gpt-oss): a logit per head joins each softmax without a value, so the rows of
   // attention_probabilities sum to less than 1 (the sink takes the rest).
   bool has_attention_sinks() const;
+  // Whether layer `layer` mixes its tokens by attention (false for LFM2's short-convolution layers,
+  // which have no q / k / v / attention probabilities; their attn_output is the mixer's output).
+  bool has_attention(int64_t layer) const;
+  // Whether this model computes `point` (attention points at attention layers, router_logits at MoE
+  // layers); `why_not` says why when it does not (an empty string when it does).
+  bool has_point(const PointId& point, std::string* why_not = nullptr) const;
   // Empty, or how this architecture's outputs for a row depend on the row's left padding, as HF's
   // do (PhiMoE's longrope measures the padded length): a row run alone or in another batch then
   // differs beyond rounding. nnterp reproduces HF rather than correct it.

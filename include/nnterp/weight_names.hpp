@@ -41,6 +41,13 @@ enum class Weight {
   KvABias,           // layers.{i}.attn.kv_a.bias
   KvANorm,           // layers.{i}.attn.kv_a_norm.weight [kv_lora_rank]
   KvB,               // layers.{i}.attn.kv_b.weight   [heads·(nope + v_head_dim), kv_lora_rank] (per head [k_nope | v])
+  // A short-convolution mixer (LFM2), in a layer without attention:
+  ConvIn,            // layers.{i}.conv.in.weight     [3·hidden, hidden] rows [b | c | x]
+  ConvInBias,        // layers.{i}.conv.in.bias
+  ConvKernel,        // layers.{i}.conv.kernel.weight [hidden, 1, kernel] (depthwise, causal)
+  ConvKernelBias,    // layers.{i}.conv.kernel.bias
+  ConvOut,           // layers.{i}.conv.out.weight    [hidden, hidden]
+  ConvOutBias,       // layers.{i}.conv.out.bias
   Up,                // layers.{i}.mlp.up.weight      [intermediate, hidden] (plain MLP)
   UpBias,            // layers.{i}.mlp.up.bias
   GateUp,            // layers.{i}.mlp.gate_up.weight rows [gate | up] (gated MLP)

@@ -160,6 +160,15 @@ void bind_model(py::module_& m) {
                              "Whether each softmax has a sink logit per head (gpt-oss): attention rows sum to less than 1.")
       .def_property_readonly("padding_dependence", [](const StandardizedTransformer& s) { return s.padding_dependence(); },
                              "Empty, or how this architecture's outputs depend on left padding (as HF's do).")
+      .def("has_point", [](const StandardizedTransformer& s, const std::string& name) { return s.has_point(parse_point(name)); },
+           py::arg("point"), "Whether this model computes the point named `point` (e.g. \"layers.0.attn_probs\").")
+      .def("why_no_point",
+           [](const StandardizedTransformer& s, const std::string& name) {
+             std::string why;
+             s.has_point(parse_point(name), &why);
+             return why;
+           },
+           py::arg("point"), "Why this model does not compute `point` (empty when it does).")
       .def("has_router_at", [](const StandardizedTransformer& s, int64_t layer) { return s.has_router(layer); },
            py::arg("layer"), "Whether layer `layer` is a mixture-of-experts layer (has router logits).")
       .def_property_readonly("dtype", [](const StandardizedTransformer& s) { return dtype_name(s.dtype()); })

@@ -89,8 +89,17 @@ struct RotarySpec {
   }
 };
 
+// What mixes a layer's tokens (the branch whose output is the standardized attn_output).
+enum class Mixer {
+  Attention,
+  // LFM2's gated short convolution: [b | c | x] = in(h); y = c · causal_depthwise_conv(b · x);
+  // out(y). Its state (the cache) is the last kernel − 1 conv inputs; no q / k / v / probabilities.
+  ShortConv,
+};
+
 // Per-layer attention geometry: which positions a query sees and how positions are encoded.
 struct LayerSpec {
+  Mixer mixer = Mixer::Attention;
   int64_t sliding_window = 0;            // 0: full causal; W: key j visible to query i iff i-W < j <= i
   PositionKind positions = PositionKind::None;  // Rotary here; Learned/Alibi are model-level
   RotarySpec rotary;
@@ -270,6 +279,7 @@ struct ArchSpec {
   bool post_mlp_norm = false;
   bool embed_norm = false;      // Bloom: LayerNorm right after the embedding
   double residual_multiplier = 1.0;  // Granite
+  int64_t short_conv_kernel = 0;     // Mixer::ShortConv's kernel size (LFM2's conv_L_cache)
 
   PositionKind positions = PositionKind::Rotary;  // model-level kind: Learned / Alibi / Rotary / None
   int64_t learned_position_offset = 0;            // OPT: 2

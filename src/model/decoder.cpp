@@ -95,7 +95,10 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, Weight::MlpNorm, i, spec_.norm);
     if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, Weight::PostAttnNorm, i, spec_.norm);
     if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, Weight::PostMlpNorm, i, spec_.norm);
-    if (spec_.attn.latent()) {
+    if (spec_.layers[i].mixer == Mixer::ShortConv) {
+      L.conv = {get(Weight::ConvIn), get_or_undefined(Weight::ConvInBias), get(Weight::ConvKernel),
+                get_or_undefined(Weight::ConvKernelBias), get(Weight::ConvOut), get_or_undefined(Weight::ConvOutBias)};
+    } else if (spec_.attn.latent()) {
       const NormSpec latent_norm{NormKind::RMSNorm, spec_.attn.mla.norm_eps};
       if (spec_.attn.mla.q_lora_rank > 0) {
         L.attn.q_a_w = get(Weight::QA);
@@ -111,10 +114,12 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
       L.attn.qkv_w = w.rows({Weight::Qkv, i});
       L.attn.qkv_b = get_or_undefined(Weight::QkvBias);
     }
-    L.attn.o_w = get(Weight::O);
-    L.attn.o_b = get_or_undefined(Weight::OBias);
-    L.attn.sinks = get_or_undefined(Weight::AttnSinks);
-    if (spec_.attn.qk_norm != QkNorm::None) {
+    if (spec_.layers[i].mixer == Mixer::Attention) {
+      L.attn.o_w = get(Weight::O);
+      L.attn.o_b = get_or_undefined(Weight::OBias);
+      L.attn.sinks = get_or_undefined(Weight::AttnSinks);
+    }
+    if (spec_.attn.qk_norm != QkNorm::None && spec_.layers[i].mixer == Mixer::Attention) {
       L.attn.q_norm = make_norm(w, Weight::QNorm, i, spec_.attn.qk_norm_spec);
       L.attn.k_norm = make_norm(w, Weight::KNorm, i, spec_.attn.qk_norm_spec);
     }
@@ -161,12 +166,11 @@ void Decoder::check_weights() const {
   expect_shape(WeightId{Weight::LmHead}, head_w_, {V, Hd}, "vocab_size × hidden_size");
   for (int i = 0; i < spec_.num_layers; ++i) {
     const auto& L = layers_[i];
-    const int64_t qkv_rows = (nh + 2 * kv) * hd;
-    expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
-    expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
-    if (spec_.attn.latent()) check_latent_weights(i);
-    expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * spec_.attn.value_dim()}, "hidden × heads·v_head_dim");
-    expect_shape({Weight::AttnSinks, i}, L.attn.sinks, {nh}, "one sink per attention head");
+    if (spec_.layers[i].mixer == Mixer::ShortConv) {
+      check_short_conv_weights(i);
+    } else {
+      check_attention_weights(i);
+    }
     const MlpKind kind = layer_mlp_kind(spec_, i);
     if (kind == MlpKind::Gated)
       expect_shape({Weight::GateUp, i}, L.mlp.gate_up_w, {2 * I, Hd}, "2·intermediate × hidden");
@@ -182,6 +186,25 @@ void Decoder::check_weights() const {
     if (L.moe.score_bias.defined() && L.moe.score_bias.numel() != E)  // ERNIE stores it [1, experts]
       expect_shape({Weight::RouterScoreBias, i}, L.moe.score_bias, {E}, "experts");
   }
+}
+
+void Decoder::check_attention_weights(int i) const {
+  const auto& L = layers_[i];
+  const int64_t Hd = spec_.hidden, nh = spec_.attn.num_heads, kv = spec_.attn.num_kv_heads, hd = spec_.attn.head_dim;
+  const int64_t qkv_rows = (nh + 2 * kv) * hd;
+  expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
+  expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
+  if (spec_.attn.latent()) check_latent_weights(i);
+  expect_shape({Weight::O, i}, L.attn.o_w, {Hd, nh * spec_.attn.value_dim()}, "hidden × heads·v_head_dim");
+  expect_shape({Weight::AttnSinks, i}, L.attn.sinks, {nh}, "one sink per attention head");
+}
+
+void Decoder::check_short_conv_weights(int i) const {
+  const auto& C = layers_[i].conv;
+  const int64_t Hd = spec_.hidden, k = spec_.short_conv_kernel;
+  expect_shape({Weight::ConvIn, i}, C.in_w, {3 * Hd, Hd}, "3·hidden × hidden");
+  expect_shape({Weight::ConvKernel, i}, C.kernel_w, {Hd, 1, k}, "hidden × 1 × conv_L_cache");
+  expect_shape({Weight::ConvOut, i}, C.out_w, {Hd, Hd}, "hidden × hidden");
 }
 
 void Decoder::check_latent_weights(int i) const {
@@ -235,12 +258,11 @@ torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap)
   return mlp(kind, spec_.mlp, L.mlp, x);
 }
 
-torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
+torch::Tensor Decoder::mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
   const auto& L = layers_[i];
   const auto& layer_spec = spec_.layers[i];
-  const double r = spec_.residual_multiplier;
-  auto scaled = [r](const torch::Tensor& t) { return r == 1.0 ? t : t * r; };
-
+  if (layer_spec.mixer == Mixer::ShortConv)
+    return short_conv(L.conv, x, state.cache ? &state.cache->states[static_cast<size_t>(i)] : nullptr);
   AttentionContext ctx;
   ctx.layer = i;
   ctx.mask = &state.mask(layer_spec);
@@ -249,10 +271,17 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
   if (spec_.positions == PositionKind::Alibi) ctx.alibi = &state.alibi;
   if (layer_spec.positions == PositionKind::Rotary) ctx.rotary = &state.tables(layer_spec.rotary);
   ctx.cache = state.cache;
+  return attention(spec_.attn, L.attn, x, ctx, tap);
+}
+
+torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
+  const auto& L = layers_[i];
+  const double r = spec_.residual_multiplier;
+  auto scaled = [r](const torch::Tensor& t) { return r == 1.0 ? t : t * r; };
 
   torch::Tensor attn_in = spec_.pre_attn_norm ? L.attn_norm(x) : x;
   tap(Point::AttnInput, i, attn_in);
-  torch::Tensor a = attention(spec_.attn, L.attn, attn_in, ctx, tap);
+  torch::Tensor a = mixer(i, attn_in, state, tap);
   if (spec_.quirks.attn_output_includes_residual) a = x + a;
   tap(Point::AttnOutput, i, a);
   if (spec_.post_attn_norm) a = L.post_attn_norm(a);
@@ -380,6 +409,8 @@ torch::Tensor Decoder::forward(const ForwardInput& caller_input, PointHooks* hoo
     in.cache->keys.assign(spec_.num_layers, torch::Tensor());
     in.cache->values.assign(spec_.num_layers, torch::Tensor());
   }
+  if (in.cache && in.cache->states.size() != static_cast<size_t>(spec_.num_layers))
+    in.cache->states.assign(spec_.num_layers, torch::Tensor());
   state.cache = in.cache;
   if (spec_.positions == PositionKind::Alibi) state.alibi = alibi_bias(spec_.alibi, spec_.attn.num_heads, state.key_mask);
 
@@ -407,6 +438,7 @@ torch::Tensor Decoder::forward(const ForwardInput& caller_input, PointHooks* hoo
       }
       tap(Point::LayerOutput, i, x);
     }
+    if (in.cache) in.cache->state_positions = past + T;
     x = final_norm_(x);
     tap(Point::FinalNorm, -1, x);
     if (in.logits_last_only) x = x.narrow(1, T - 1, 1);

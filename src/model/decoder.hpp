@@ -33,18 +33,23 @@ class Decoder {
   struct Layer {
     Norm attn_norm, mlp_norm, post_attn_norm, post_mlp_norm;
     AttentionWeights attn;
+    ShortConvWeights conv;
     MlpWeights mlp;
     MoeWeights moe;
   };
   struct PassState;  // per-forward tables (masks, rotary, ALiBi)
 
   void check_weights() const;
+  void check_attention_weights(int layer) const;
+  void check_short_conv_weights(int layer) const;
   void check_latent_weights(int layer) const;
   // ArchSpec's embedding multipliers as applied: rounded to the model's dtype where HF rounds them
   // (embed_multiplier_rounded); computed once at construction.
   double embed_multiplier_inside_ = 1.0, embed_multiplier_ = 1.0;
   torch::Tensor block(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
   torch::Tensor mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const;
+  // The layer's token mixer (attention, or a short convolution) on its normed input.
+  torch::Tensor mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
 
   ArchSpec spec_;
   Weights weights_;

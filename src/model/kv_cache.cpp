@@ -43,9 +43,17 @@ torch::Tensor extend(torch::Tensor& past, torch::Tensor& buffer, const torch::Te
 
 }  // namespace
 
+int64_t KVCache::length() const {
+  for (const auto& k : keys)
+    if (k.defined()) return k.size(2);
+  return state_positions;
+}
+
 KVCache& KVCache::operator=(const KVCache& other) {
   keys = other.keys;
   values = other.values;
+  states = other.states;
+  state_positions = other.state_positions;
   key_buffers_.clear();
   value_buffers_.clear();
   reserved_ = other.reserved_;
@@ -55,6 +63,8 @@ KVCache& KVCache::operator=(const KVCache& other) {
 void KVCache::clear() {
   keys.clear();
   values.clear();
+  states.clear();
+  state_positions = 0;
   key_buffers_.clear();
   value_buffers_.clear();
 }

@@ -183,6 +183,26 @@ const LoadReport& LanguageModel::load_report() const { return impl_->report; }
 
 bool LanguageModel::has_router() const { return spec_of(*this).mlp.kind == model::MlpKind::MoE; }
 const std::string& LanguageModel::padding_dependence() const { return spec_of(*this).padding_dependence; }
+bool LanguageModel::has_attention(int64_t layer) const {
+  const auto& spec = spec_of(*this);
+  return layer >= 0 && layer < spec.num_layers && spec.layers[static_cast<size_t>(layer)].mixer == model::Mixer::Attention;
+}
+
+bool LanguageModel::has_point(const PointId& p, std::string* why_not) const {
+  std::string reason;
+  const bool attention_point = p.point == Point::Query || p.point == Point::Key || p.point == Point::Value ||
+                               p.point == Point::AttnProbs;
+  if (attention_point && p.layer >= 0 && p.layer < num_layers() && !has_attention(p.layer))
+    reason = "layer " + std::to_string(p.layer) + " of this " + architecture() +
+             " model is a short-convolution layer: it has no attention (its attn_output is the convolution's output)";
+  else if (p.point == Point::RouterLogits && !has_router())
+    reason = "this " + architecture() + " model has no router (it is not a mixture of experts)";
+  else if (p.point == Point::RouterLogits && !has_router(p.layer))
+    reason = "layer " + std::to_string(p.layer) + " of this " + architecture() + " model has a dense MLP, so no router";
+  if (why_not) *why_not = reason;
+  return reason.empty();
+}
+
 bool LanguageModel::has_attention_sinks() const { return spec_of(*this).weights.count(Weight::AttnSinks) > 0; }
 bool LanguageModel::has_router(int64_t layer) const {
   const auto& spec = spec_of(*this);

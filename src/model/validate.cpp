@@ -109,7 +109,7 @@ ValidationReport validate_model(const LanguageModel& model) {
   expect({Point::Embed, -1});
   for (int i = 0; i < spec.num_layers; ++i)
     for (const auto& info : point_table())
-      if (info.per_layer() && (info.point != Point::RouterLogits || model::layer_mlp_kind(spec, i) == model::MlpKind::MoE)) expect({info.point, i});
+      if (info.per_layer() && model.has_point({info.point, i})) expect({info.point, i});
   expect({Point::FinalNorm, -1});
   expect({Point::Logits, -1});
   check("every point has its documented shape", shape_problems.empty(),

@@ -88,9 +88,32 @@ torch::Tensor select_expert(const torch::Tensor& all, const std::string& name, c
   return all.select(0, id.expert);
 }
 
-// Whether layer i has a use for `weight`: an MoE model's dense layers have no router or shared
-// expert, and its MoE layers no dense MLP.
+// The token mixer a layer weight belongs to; Attention for the rest (norms, MLP), which every
+// mixer's layer has.
+Mixer mixer_of(Weight weight) {
+  switch (weight) {
+    case Weight::ConvIn:
+    case Weight::ConvInBias:
+    case Weight::ConvKernel:
+    case Weight::ConvKernelBias:
+    case Weight::ConvOut:
+    case Weight::ConvOutBias:
+      return Mixer::ShortConv;
+    default:
+      return Mixer::Attention;
+  }
+}
+
+// The attention weights (layers.{i}.attn.*), which a layer without attention does not have.
+bool attention_only(Weight weight) { return std::string(weight_info(weight).pattern).rfind("layers.{i}.attn.", 0) == 0; }
+
+// Whether layer i has a use for `weight`: a short-convolution layer has no attention weights and an
+// attention layer no convolution; an MoE model's dense layers have no router or shared expert, and
+// its MoE layers no dense MLP.
 bool layer_uses(const ArchSpec& spec, Weight weight, int layer) {
+  const Mixer mixer = spec.layers[static_cast<size_t>(layer)].mixer;
+  if (mixer_of(weight) == Mixer::ShortConv && mixer != Mixer::ShortConv) return false;
+  if (attention_only(weight) && mixer != Mixer::Attention) return false;
   if (spec.mlp.kind != MlpKind::MoE) return true;
   const bool moe = layer_mlp_kind(spec, layer) == MlpKind::MoE;
   switch (weight) {

@@ -152,14 +152,11 @@ struct Trace::Engine : PointHooks {
       throw Error(ErrorKind::InvalidArgument, p.name(),
                   "layer index out of range: the model has " + std::to_string(layers) + " layers (0.." +
                       std::to_string(layers - 1) + ")");
-    if (p.point == Point::RouterLogits && !model.has_router())
-      throw Error(ErrorKind::InvalidArgument, p.name(),
-                  "this " + model.architecture() + " model has no router (it is not a mixture of experts)");
-    if (p.point == Point::RouterLogits && !model.has_router(p.layer))
-      throw Error(ErrorKind::InvalidArgument, p.name(),
-                  "layer " + std::to_string(p.layer) + " of this " + model.architecture() +
-                      " model has a dense MLP, so no router",
-                  "read router_logits at its mixture-of-experts layers");
+    std::string why_not;
+    if (!model.has_point(p, &why_not))
+      throw Error(ErrorKind::InvalidArgument, p.name(), why_not,
+                  p.point == Point::RouterLogits ? "read router_logits at its mixture-of-experts layers"
+                                                 : "read this point at the model's attention layers");
   }
 
   void check_thread(const std::string& what) const {

@@ -107,6 +107,32 @@ TEST(LongRope, TheSequenceLengthPicksTheShortOrLongFactorsAndScale) {
   EXPECT_NEAR(cos_at(9, 1), 1.25 * std::cos(1.0 / (5.0 * 10)), 1e-6);
 }
 
+TEST(ShortConv, ACachedStepByStepRunEqualsTheWholeSequenceAndTheCausalFormula) {
+  torch::manual_seed(5);
+  const int64_t B = 2, T = 6, H = 4, K = 3;
+  ShortConvWeights w{torch::randn({3 * H, H}), {}, torch::randn({H, 1, K}), {}, torch::randn({H, H}), {}};
+  auto x = torch::randn({B, T, H});
+  const auto whole = short_conv(w, x, nullptr);
+  // y_t = out(c_t · Σ_k kernel[k] · (b·x)_{t-K+1+k}), zeros before the start.
+  auto bcx = torch::matmul(x, w.in_w.t());
+  auto bx = bcx.narrow(-1, 0, H) * bcx.narrow(-1, 2 * H, H);
+  auto expected = torch::zeros({B, T, H});
+  for (int64_t t = 0; t < T; ++t) {
+    auto conv = torch::zeros({B, H});
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t s = t - (K - 1) + k;
+      if (s >= 0) conv += w.kernel_w.select(1, 0).select(1, k) * bx.select(1, s);
+    }
+    expected.select(1, t).copy_(torch::matmul(bcx.narrow(-1, H, H).select(1, t) * conv, w.out_w.t()));
+  }
+  EXPECT_TRUE(torch::allclose(whole, expected, 1e-5, 1e-5)) << (whole - expected).abs().max();
+  torch::Tensor state;  // the cache's state: prompt of 4, then 1 + 1
+  auto steps = torch::cat({short_conv(w, x.narrow(1, 0, 4), &state), short_conv(w, x.narrow(1, 4, 1), &state),
+                           short_conv(w, x.narrow(1, 5, 1), &state)}, 1);
+  EXPECT_EQ(state.sizes(), (std::vector<int64_t>{B, H, K - 1}));
+  EXPECT_TRUE(torch::allclose(steps, whole, 1e-5, 1e-4)) << (steps - whole).abs().max();  // values up to ~50
+}
+
 // A small latent attention (MLA) with random weights, and the context to run it on T positions.
 struct LatentAttention {
   static constexpr int64_t B = 2, T = 5, Hd = 12, H = 3, nope = 4, rope = 4, vd = 6, lora = 5;

@@ -40,7 +40,7 @@ def forward_order_points(model):
                  ("output", "layers_output")]
     for i in range(model.num_layers):
         for suffix, accessor in per_layer:
-            if suffix == "router_logits" and not model._engine.has_router_at(i):
+            if not model._engine.has_point(f"layers.{i}.{suffix}"):
                 continue
             points.append((f"layers.{i}.{suffix}", functools.partial(lambda a, i: getattr(model, a)[i], accessor, i)))
     points += [("ln_final.output", lambda: model.ln_final.output), ("logits", lambda: model.logits)]

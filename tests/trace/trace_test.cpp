@@ -29,7 +29,7 @@ class TraceTest : public ::testing::TestWithParam<std::string> {
     std::vector<PointId> out{{Point::Embed, -1}};
     for (int i = 0; i < model->num_layers(); ++i)
       for (const auto& info : point_table())
-        if (info.per_layer() && (info.point != Point::RouterLogits || model->has_router(i)))
+        if (info.per_layer() && model->has_point({info.point, i}))
           out.push_back({info.point, i});
     out.push_back({Point::FinalNorm, -1});
     out.push_back({Point::Logits, -1});
@@ -132,8 +132,11 @@ TEST_P(TraceTest, SteeringPositionsChangesOnlyThosePositions) {
 
 TEST_P(TraceTest, AttentionRowsSumToOneAndZeroingKeyZeroChangesLogits) {
   auto mask = fx->attention_mask.to(torch::kBool);
+  int first = 0;  // the first attention layer (LFM2's layer 0 is a convolution)
+  while (!model->has_attention(first)) ++first;
   model->trace(batch(), [&](Trace& t) {
     for (int i = 0; i < t.num_layers(); ++i) {
+      if (!model->has_attention(i)) continue;
       auto sums = t.attention_probabilities[i].transpose(1, 2).index({mask}).sum(-1);  // [valid, heads]
       if (model->has_attention_sinks()) {  // the sinks take the rest of each row
         EXPECT_LE(sums.max().item<double>(), 1 + 1e-5) << "layer " << i;
@@ -143,7 +146,7 @@ TEST_P(TraceTest, AttentionRowsSumToOneAndZeroingKeyZeroChangesLogits) {
       }
     }
   });
-  auto edited = model->trace(batch(), [&](Trace& t) { t.attention_probabilities[0].index_put_({"...", 0}, 0.0); });
+  auto edited = model->trace(batch(), [&](Trace& t) { t.attention_probabilities[first].index_put_({"...", 0}, 0.0); });
   EXPECT_FALSE(torch::allclose(valid(edited), valid(clean), 1e-5, 1e-6));
 }
 
@@ -276,6 +279,29 @@ TEST(TraceMixedMoe, RouterLogitsOfADenseLayerIsAClearErrorAndMoeLayersHaveThem) 
   }
   model.trace(TokenBatch{fx.input_ids, fx.attention_mask}, [&](Trace& t) {
     EXPECT_EQ(t.router_logits[2].size(-1), 8);
+  });
+}
+
+TEST(TraceShortConv, AttentionPointsOfAConvolutionLayerAreAClearErrorAndItsOutputIsThere) {
+  // lfm2's fixture: layers 0 and 2 are short convolutions, layer 1 attention.
+  Fixture fx("lfm2");
+  StandardizedTransformer model(fx.dir.string());
+  EXPECT_TRUE(!model.has_attention(0) && model.has_attention(1) && !model.has_attention(2));
+  std::string why;
+  EXPECT_FALSE(model.has_point({Point::AttnProbs, 0}, &why));
+  EXPECT_NE(why.find("short-convolution layer"), std::string::npos) << why;
+  for (Point p : {Point::Query, Point::Key, Point::Value, Point::AttnProbs}) {
+    try {
+      model.trace(TokenBatch{fx.input_ids, fx.attention_mask}, [&](Trace& t) { t.at({p, 2}); });
+      FAIL() << "no error for " << PointId{p, 2}.name();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.subject(), (PointId{p, 2}.name()));
+      EXPECT_NE(e.message().find("layer 2 of this lfm2 model is a short-convolution layer"), std::string::npos) << e.what();
+    }
+  }
+  model.trace(TokenBatch{fx.input_ids, fx.attention_mask}, [&](Trace& t) {
+    EXPECT_EQ(t.attentions_output[0].sizes(), t.layers_input[0].sizes());  // the convolution's output
+    EXPECT_EQ(t.attention_probabilities[1].size(1), model.num_heads());
   });
 }
 

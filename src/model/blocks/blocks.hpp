@@ -123,6 +123,14 @@ struct XieluParams {
 };
 torch::Tensor xielu(const torch::Tensor& x, const XieluParams& params);
 
+struct ShortConvWeights {
+  torch::Tensor in_w, in_b, kernel_w, kernel_b, out_w, out_b;
+};
+// Mixer::ShortConv on x [B, T, H]. `state` (may be null) holds the last kernel − 1 conv inputs
+// [B, H, kernel − 1] of the positions before x (zeros when undefined, as at a sequence's start) and
+// is replaced by those after x.
+torch::Tensor short_conv(const ShortConvWeights& w, const torch::Tensor& x, torch::Tensor* state);
+
 struct MlpWeights {
   RowBlocks gate_up_w;  // empty for a plain MLP
   torch::Tensor up_w, up_b, gate_up_b, down_w, down_b;
