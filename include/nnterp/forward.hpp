@@ -38,13 +38,15 @@ class KVCache {
   std::vector<torch::Tensor> keys, values;
   // Per layer, the state of a layer without attention (undefined for attention layers): for a
   // short-convolution layer (LFM2) its last kernel − 1 conv inputs [B, hidden, kernel − 1].
-  std::vector<torch::Tensor> states;
+  // Gated DeltaNet layers (Qwen3-Next) keep their conv inputs [B, conv channels, kernel − 1] there
+  // and their recurrent state [B, value heads, key_dim, value_dim] in `recurrent`.
+  std::vector<torch::Tensor> states, recurrent;
   int64_t state_positions = 0;  // the positions `states` has seen (the length of a cache without keys)
 
   KVCache() = default;
   KVCache(const KVCache& other)
-      : keys(other.keys), values(other.values), states(other.states), state_positions(other.state_positions),
-        reserved_(other.reserved_) {}
+      : keys(other.keys), values(other.values), states(other.states), recurrent(other.recurrent),
+        state_positions(other.state_positions), reserved_(other.reserved_) {}
   KVCache& operator=(const KVCache& other);
   KVCache(KVCache&&) = default;
   KVCache& operator=(KVCache&&) = default;

@@ -48,6 +48,14 @@ enum class Weight {
   ConvKernelBias,    // layers.{i}.conv.kernel.bias
   ConvOut,           // layers.{i}.conv.out.weight    [hidden, hidden]
   ConvOutBias,       // layers.{i}.conv.out.bias
+  // A Gated DeltaNet mixer (Qwen3-Next), in a layer without attention:
+  DeltaQkvz,         // layers.{i}.deltanet.qkvz.weight  per key head [q | k | v (g heads) | z (g heads)]
+  DeltaBa,           // layers.{i}.deltanet.ba.weight    per key head [b (g) | a (g)]
+  DeltaConv,         // layers.{i}.deltanet.conv.weight  [2·key heads·dk + value heads·dv, 1, kernel]
+  DeltaALog,         // layers.{i}.deltanet.a_log        [value heads]
+  DeltaDtBias,       // layers.{i}.deltanet.dt_bias      [value heads]
+  DeltaNorm,         // layers.{i}.deltanet.norm.weight  [dv] (the gated output norm)
+  DeltaOut,          // layers.{i}.deltanet.out.weight   [hidden, value heads·dv]
   Up,                // layers.{i}.mlp.up.weight      [intermediate, hidden] (plain MLP)
   UpBias,            // layers.{i}.mlp.up.bias
   GateUp,            // layers.{i}.mlp.gate_up.weight rows [gate | up] (gated MLP)

@@ -95,6 +95,15 @@ enum class Mixer {
   // LFM2's gated short convolution: [b | c | x] = in(h); y = c · causal_depthwise_conv(b · x);
   // out(y). Its state (the cache) is the last kernel − 1 conv inputs; no q / k / v / probabilities.
   ShortConv,
+  // Qwen3-Next's Gated DeltaNet (DeltaNetSpec): a linear-attention recurrence whose state is a
+  // [key_dim × value_dim] matrix per value head, after a short causal convolution of q, k, v.
+  GatedDeltaNet,
+};
+
+struct DeltaNetSpec {
+  int64_t key_heads = 0, value_heads = 0, key_dim = 0, value_dim = 0;
+  int64_t conv_kernel = 4;
+  double norm_eps = 1e-6;  // the gated output norm
 };
 
 // Per-layer attention geometry: which positions a query sees and how positions are encoded.
@@ -159,6 +168,9 @@ struct AttentionSpec {
   // Llama-4's attention temperature tuning (LayerSpec::temperature_tuning): q at index c of the
   // padded sequence (pads counted, as HF's cache_position) is × 1 + scale·log1p(floor((c + 1) / floor)).
   double temperature_scale = 0, temperature_floor = 1;
+  // Qwen3-Next: q's projection gives per head [q_h | gate_h] and the heads' output (before the
+  // output projection) is × sigmoid(gate).
+  bool output_gate = false;
   // With Weight::AttnSinks mapped (gpt-oss), each head's sink logit joins every query row's softmax
   // as one more key that no value belongs to: the probabilities sum to less than 1.  // HunYuan: the per-head QK-norm on the rotated q / k (others: before)
   // Rounding in bfloat16/float16 (no effect in float32), from each HF modeling file:
@@ -280,6 +292,7 @@ struct ArchSpec {
   bool embed_norm = false;      // Bloom: LayerNorm right after the embedding
   double residual_multiplier = 1.0;  // Granite
   int64_t short_conv_kernel = 0;     // Mixer::ShortConv's kernel size (LFM2's conv_L_cache)
+  DeltaNetSpec deltanet;             // Mixer::GatedDeltaNet's sizes
 
   PositionKind positions = PositionKind::Rotary;  // model-level kind: Learned / Alibi / Rotary / None
   int64_t learned_position_offset = 0;            // OPT: 2

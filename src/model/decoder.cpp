@@ -56,6 +56,12 @@ struct Decoder::PassState {
     if (it == masks.end()) it = masks.emplace(key, mask_bias(key_mask, past, T, key.first, key.second)).first;
     return it->second;
   }
+  // The new positions' mask [B, T] when a prompt (no cache yet) has pads, else undefined: the Gated
+  // DeltaNet zeroes the pads' inputs then, as HF does (later positions are real tokens).
+  torch::Tensor prompt_pads() const {
+    if (past > 0 || key_mask.all().item<bool>()) return {};
+    return key_mask.narrow(1, past, T);
+  }
   // Llama-4's temperature at indices past..past+T-1 of the padded sequence (AttentionSpec).
   const torch::Tensor& query_temperature(const AttentionSpec& a) {
     if (!temperature.defined()) {
@@ -95,7 +101,10 @@ Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weigh
     if (spec_.pre_mlp_norm) L.mlp_norm = make_norm(w, Weight::MlpNorm, i, spec_.norm);
     if (spec_.post_attn_norm) L.post_attn_norm = make_norm(w, Weight::PostAttnNorm, i, spec_.norm);
     if (spec_.post_mlp_norm) L.post_mlp_norm = make_norm(w, Weight::PostMlpNorm, i, spec_.norm);
-    if (spec_.layers[i].mixer == Mixer::ShortConv) {
+    if (spec_.layers[i].mixer == Mixer::GatedDeltaNet) {
+      L.deltanet = {get(Weight::DeltaQkvz), get(Weight::DeltaBa), get(Weight::DeltaConv), get(Weight::DeltaALog),
+                    get(Weight::DeltaDtBias), get(Weight::DeltaNorm), get(Weight::DeltaOut)};
+    } else if (spec_.layers[i].mixer == Mixer::ShortConv) {
       L.conv = {get(Weight::ConvIn), get_or_undefined(Weight::ConvInBias), get(Weight::ConvKernel),
                 get_or_undefined(Weight::ConvKernelBias), get(Weight::ConvOut), get_or_undefined(Weight::ConvOutBias)};
     } else if (spec_.attn.latent()) {
@@ -168,6 +177,8 @@ void Decoder::check_weights() const {
     const auto& L = layers_[i];
     if (spec_.layers[i].mixer == Mixer::ShortConv) {
       check_short_conv_weights(i);
+    } else if (spec_.layers[i].mixer == Mixer::GatedDeltaNet) {
+      check_deltanet_weights(i);
     } else {
       check_attention_weights(i);
     }
@@ -191,7 +202,7 @@ void Decoder::check_weights() const {
 void Decoder::check_attention_weights(int i) const {
   const auto& L = layers_[i];
   const int64_t Hd = spec_.hidden, nh = spec_.attn.num_heads, kv = spec_.attn.num_kv_heads, hd = spec_.attn.head_dim;
-  const int64_t qkv_rows = (nh + 2 * kv) * hd;
+  const int64_t qkv_rows = ((spec_.attn.output_gate ? 2 : 1) * nh + 2 * kv) * hd;
   expect_shape({Weight::Qkv, i}, L.attn.qkv_w, {qkv_rows, Hd}, "(heads + 2·kv_heads)·head_dim × hidden");
   expect_shape({Weight::QkvBias, i}, L.attn.qkv_b, {qkv_rows}, "(heads + 2·kv_heads)·head_dim");
   if (spec_.attn.latent()) check_latent_weights(i);
@@ -205,6 +216,22 @@ void Decoder::check_short_conv_weights(int i) const {
   expect_shape({Weight::ConvIn, i}, C.in_w, {3 * Hd, Hd}, "3·hidden × hidden");
   expect_shape({Weight::ConvKernel, i}, C.kernel_w, {Hd, 1, k}, "hidden × 1 × conv_L_cache");
   expect_shape({Weight::ConvOut, i}, C.out_w, {Hd, Hd}, "hidden × hidden");
+}
+
+void Decoder::check_deltanet_weights(int i) const {
+  const auto& D = layers_[i].deltanet;
+  const auto& s = spec_.deltanet;
+  const int64_t Hd = spec_.hidden, keys = s.key_heads * s.key_dim, values = s.value_heads * s.value_dim;
+  if (s.key_heads < 1 || s.value_heads % s.key_heads != 0)
+    throw Error(ErrorKind::Config, spec_.name, "linear_num_value_heads (" + std::to_string(s.value_heads) +
+                                                   ") must be a multiple of linear_num_key_heads (" + std::to_string(s.key_heads) + ")");
+  expect_shape({Weight::DeltaQkvz, i}, D.qkvz_w, {2 * keys + 2 * values, Hd}, "(2·key heads·dk + 2·value heads·dv) × hidden");
+  expect_shape({Weight::DeltaBa, i}, D.ba_w, {2 * s.value_heads, Hd}, "2·value heads × hidden");
+  expect_shape({Weight::DeltaConv, i}, D.conv_w, {2 * keys + values, 1, s.conv_kernel}, "conv channels × 1 × kernel");
+  expect_shape({Weight::DeltaALog, i}, D.a_log, {s.value_heads}, "value heads");
+  expect_shape({Weight::DeltaDtBias, i}, D.dt_bias, {s.value_heads}, "value heads");
+  expect_shape({Weight::DeltaNorm, i}, D.norm_w, {s.value_dim}, "value head dim");
+  expect_shape({Weight::DeltaOut, i}, D.out_w, {Hd, values}, "hidden × value heads·dv");
 }
 
 void Decoder::check_latent_weights(int i) const {
@@ -261,8 +288,11 @@ torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap)
 torch::Tensor Decoder::mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
   const auto& L = layers_[i];
   const auto& layer_spec = spec_.layers[i];
-  if (layer_spec.mixer == Mixer::ShortConv)
-    return short_conv(L.conv, x, state.cache ? &state.cache->states[static_cast<size_t>(i)] : nullptr);
+  const size_t li = static_cast<size_t>(i);
+  if (layer_spec.mixer == Mixer::ShortConv) return short_conv(L.conv, x, state.cache ? &state.cache->states[li] : nullptr);
+  if (layer_spec.mixer == Mixer::GatedDeltaNet)
+    return gated_deltanet(spec_.deltanet, L.deltanet, x, state.prompt_pads(), state.cache ? &state.cache->states[li] : nullptr,
+                          state.cache ? &state.cache->recurrent[li] : nullptr);
   AttentionContext ctx;
   ctx.layer = i;
   ctx.mask = &state.mask(layer_spec);
@@ -411,6 +441,8 @@ torch::Tensor Decoder::forward(const ForwardInput& caller_input, PointHooks* hoo
   }
   if (in.cache && in.cache->states.size() != static_cast<size_t>(spec_.num_layers))
     in.cache->states.assign(spec_.num_layers, torch::Tensor());
+  if (in.cache && in.cache->recurrent.size() != static_cast<size_t>(spec_.num_layers))
+    in.cache->recurrent.assign(spec_.num_layers, torch::Tensor());
   state.cache = in.cache;
   if (spec_.positions == PositionKind::Alibi) state.alibi = alibi_bias(spec_.alibi, spec_.attn.num_heads, state.key_mask);
 

@@ -34,6 +34,7 @@ class Decoder {
     Norm attn_norm, mlp_norm, post_attn_norm, post_mlp_norm;
     AttentionWeights attn;
     ShortConvWeights conv;
+    DeltaNetWeights deltanet;
     MlpWeights mlp;
     MoeWeights moe;
   };
@@ -42,6 +43,7 @@ class Decoder {
   void check_weights() const;
   void check_attention_weights(int layer) const;
   void check_short_conv_weights(int layer) const;
+  void check_deltanet_weights(int layer) const;
   void check_latent_weights(int layer) const;
   // ArchSpec's embedding multipliers as applied: rounded to the model's dtype where HF rounds them
   // (embed_multiplier_rounded); computed once at construction.

@@ -53,6 +53,7 @@ KVCache& KVCache::operator=(const KVCache& other) {
   keys = other.keys;
   values = other.values;
   states = other.states;
+  recurrent = other.recurrent;
   state_positions = other.state_positions;
   key_buffers_.clear();
   value_buffers_.clear();
@@ -64,6 +65,7 @@ void KVCache::clear() {
   keys.clear();
   values.clear();
   states.clear();
+  recurrent.clear();
   state_positions = 0;
   key_buffers_.clear();
   value_buffers_.clear();

@@ -194,7 +194,10 @@ bool LanguageModel::has_point(const PointId& p, std::string* why_not) const {
                                p.point == Point::AttnProbs;
   if (attention_point && p.layer >= 0 && p.layer < num_layers() && !has_attention(p.layer))
     reason = "layer " + std::to_string(p.layer) + " of this " + architecture() +
-             " model is a short-convolution layer: it has no attention (its attn_output is the convolution's output)";
+             " model is a " +
+             (spec_of(*this).layers[static_cast<size_t>(p.layer)].mixer == model::Mixer::ShortConv ? "short-convolution"
+                                                                                                 : "Gated DeltaNet") +
+             " layer: it has no attention (its attn_output is that mixer's output)";
   else if (p.point == Point::RouterLogits && !has_router())
     reason = "this " + architecture() + " model has no router (it is not a mixture of experts)";
   else if (p.point == Point::RouterLogits && !has_router(p.layer))

@@ -99,6 +99,14 @@ Mixer mixer_of(Weight weight) {
     case Weight::ConvOut:
     case Weight::ConvOutBias:
       return Mixer::ShortConv;
+    case Weight::DeltaQkvz:
+    case Weight::DeltaBa:
+    case Weight::DeltaConv:
+    case Weight::DeltaALog:
+    case Weight::DeltaDtBias:
+    case Weight::DeltaNorm:
+    case Weight::DeltaOut:
+      return Mixer::GatedDeltaNet;
     default:
       return Mixer::Attention;
   }
@@ -112,7 +120,7 @@ bool attention_only(Weight weight) { return std::string(weight_info(weight).patt
 // its MoE layers no dense MLP.
 bool layer_uses(const ArchSpec& spec, Weight weight, int layer) {
   const Mixer mixer = spec.layers[static_cast<size_t>(layer)].mixer;
-  if (mixer_of(weight) == Mixer::ShortConv && mixer != Mixer::ShortConv) return false;
+  if (mixer_of(weight) != Mixer::Attention && mixer_of(weight) != mixer) return false;
   if (attention_only(weight) && mixer != Mixer::Attention) return false;
   if (spec.mlp.kind != MlpKind::MoE) return true;
   const bool moe = layer_mlp_kind(spec, layer) == MlpKind::MoE;

@@ -133,6 +133,30 @@ TEST(ShortConv, ACachedStepByStepRunEqualsTheWholeSequenceAndTheCausalFormula) {
   EXPECT_TRUE(torch::allclose(steps, whole, 1e-5, 1e-4)) << (steps - whole).abs().max();  // values up to ~50
 }
 
+TEST(GatedDeltaNet, ACachedStepByStepRunEqualsTheWholeSequenceAndPadsAreZeroed) {
+  torch::manual_seed(6);
+  DeltaNetSpec s{2, 4, 8, 6, 4, 1e-6};
+  const int64_t B = 2, T = 7, H = 16, channels = 2 * 2 * 8 + 4 * 6;
+  DeltaNetWeights w{torch::randn({2 * 2 * 8 + 2 * 4 * 6, H}) * 0.3, torch::randn({2 * 4, H}) * 0.3,
+                    torch::randn({channels, 1, s.conv_kernel}) * 0.5, torch::rand({4}).log(), torch::ones({4}),
+                    torch::rand({6}) + 0.5, torch::randn({H, 4 * 6}) * 0.3};
+  auto x = torch::randn({B, T, H});
+  const auto whole = gated_deltanet(s, w, x, {}, nullptr, nullptr);
+  torch::Tensor conv, recurrent;
+  auto steps = torch::cat({gated_deltanet(s, w, x.narrow(1, 0, 3), {}, &conv, &recurrent),
+                           gated_deltanet(s, w, x.narrow(1, 3, 1), {}, &conv, &recurrent),
+                           gated_deltanet(s, w, x.narrow(1, 4, 3), {}, &conv, &recurrent)}, 1);
+  EXPECT_EQ(recurrent.sizes(), (std::vector<int64_t>{B, 4, 8, 6}));
+  EXPECT_EQ(conv.sizes(), (std::vector<int64_t>{B, channels, s.conv_kernel - 1}));
+  EXPECT_TRUE(torch::allclose(steps, whole, 1e-5, 1e-5)) << (steps - whole).abs().max();
+  // Row 0 with two left pads: its real positions equal the same tokens run alone.
+  auto real = torch::ones({B, T}, torch::kBool);
+  real[0].narrow(0, 0, 2).fill_(false);
+  const auto padded = gated_deltanet(s, w, x, real, nullptr, nullptr);
+  const auto alone = gated_deltanet(s, w, x.narrow(0, 0, 1).narrow(1, 2, T - 2), {}, nullptr, nullptr);
+  EXPECT_TRUE(torch::allclose(padded[0].narrow(0, 2, T - 2), alone[0], 1e-5, 1e-5));
+}
+
 // A small latent attention (MLA) with random weights, and the context to run it on T positions.
 struct LatentAttention {
   static constexpr int64_t B = 2, T = 5, Hd = 12, H = 3, nope = 4, rope = 4, vd = 6, lora = 5;

@@ -51,16 +51,25 @@ struct Tolerance {
 };
 constexpr Tolerance kBFloat16{torch::kBFloat16, 0.04, 0.8};
 constexpr Tolerance kFloat16{torch::kFloat16, 0.005, 0.9};
-// Fixtures whose bfloat16 error is larger for a known reason, measured on the fixture's batch:
-// - deepseek_v3: the error grows layer by layer (1.0e-2 after layer 0, 2.5e-2 after layer 1,
+// Fixtures whose low-precision error is larger for a known reason, measured on the fixture's batch:
+// - deepseek_v3 (bf16): the error grows layer by layer (1.0e-2 after layer 0, 2.5e-2 after layer 1,
 //   4.6e-2 at the logits; each MoE sum is × routed_scaling_factor 2.5), no routing decision flipped;
-// - phimoe: the sparsemixer weighs an expert by a softmax over the experts within a hard relative
-//   band of the best logit; in bfloat16 one expert crosses that band at layer 2 and one routing
-//   weight jumps by 0.47 (no expert choice flips): 1.1e-1 at the logits. HF's bf16 does the same.
-double bfloat16_bound(const std::string& fixture) {
-  if (fixture == "deepseek_v3") return 0.06;
-  if (fixture == "phimoe") return 0.15;
-  return kBFloat16.relative;
+// - phimoe (bf16): the sparsemixer weighs an expert by a softmax over the experts within a hard
+//   relative band of the best logit; in bfloat16 one expert crosses that band at layer 2 and one
+//   routing weight jumps by 0.47 (no expert choice flips): 1.1e-1 at the logits;
+// - qwen3_next: in bf16 two tokens' top-2 experts flip at layer 2 (1.7e-1 at the logits); in f16
+//   the second Gated DeltaNet layer's output differs by 8.3e-3 (1.4e-3 after the first: the
+//   recurrence carries every position's rounding forward), 9.7e-3 at the logits.
+// HF's own low-precision runs take the same discontinuities.
+struct FixtureBound {
+  const char* fixture;
+  double bfloat16, float16;
+};
+constexpr FixtureBound kLooserBounds[] = {{"deepseek_v3", 0.06, 0.005}, {"phimoe", 0.15, 0.005}, {"qwen3_next", 0.2, 0.012}};
+double error_bound(const std::string& fixture, const Tolerance& tol) {
+  for (const auto& b : kLooserBounds)
+    if (fixture == b.fixture) return tol.dtype == torch::kBFloat16 ? b.bfloat16 : b.float16;
+  return tol.relative;
 }
 
 class Dtypes : public ::testing::TestWithParam<std::string> {};
@@ -88,9 +97,8 @@ class DtypeTableWriter : public ::testing::Environment {
            "max |float32 logit|. The test bounds them per dtype (docs/dtypes.md): error ≤ "
         << fmt::format("{} (bf16), {} (f16), top-1 ≥ {:.0f}% (bf16), {:.0f}% (f16)", kBFloat16.relative, kFloat16.relative,
                        100 * kBFloat16.top1, 100 * kFloat16.top1)
-        << " (bf16 error ≤ " << bfloat16_bound("deepseek_v3") << " for deepseek_v3, whose error grows with each ×2.5 "
-           "expert sum, and ≤ " << bfloat16_bound("phimoe") << " for phimoe, whose sparsemixer weights jump when an "
-           "expert crosses its hard band)"
+        << " (looser for deepseek_v3, phimoe and qwen3_next, whose routers or recurrences carry a rounding further: "
+           "see tests/model/dtype_test.cpp)"
         << "; these random 2-4 layer models have near-tied logits, so a rounding flips a top-1 now and then. Also "
            "checked for every fixture: greedy generation in bf16 with the KV cache equals bf16 recompute.\n\n"
            "| fixture | bf16 top-1 | bf16 error | f16 top-1 | f16 error |\n| --- | --- | --- | --- | --- |\n";
@@ -119,7 +127,7 @@ TEST_P(Dtypes, LowPrecisionAgreesWithFloat32) {
     ASSERT_EQ(model.dtype(), tol.dtype);
     const auto logits = fixture_logits(model, fx);
     const auto agreement = compare_logits(logits, expected, fx.attention_mask);
-    const double bound = tol.dtype == torch::kBFloat16 ? bfloat16_bound(fx.name) : tol.relative;
+    const double bound = error_bound(fx.name, tol);
     EXPECT_LE(agreement.relative, bound) << fx.name << " " << dtype_name(tol.dtype);
     EXPECT_GE(agreement.top1, tol.top1) << fx.name << " " << dtype_name(tol.dtype);
     line += fmt::format(" | {} top-1 {:5.1f}% rel {:.1e}", dtype_name(tol.dtype), 100 * agreement.top1, agreement.relative);

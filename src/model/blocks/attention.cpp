@@ -34,6 +34,7 @@ namespace {
 
 struct Heads {
   torch::Tensor q, k, v;  // [B, heads, T, ·]
+  torch::Tensor gate;     // [B, T, heads·hd] for AttentionSpec::output_gate, else undefined
 };
 
 // The rotary part of MLA's q or k (its last qk_rope_dim dims, [B, h, T, rope]), rotated.
@@ -70,9 +71,16 @@ Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, cons
   auto qkv = dense(x, w.qkv_w, w.qkv_b);
   if (spec.clip_qkv > 0)
     qkv = elementwise(qkv, [&](const torch::Tensor& t) { return t.clamp(-spec.clip_qkv, spec.clip_qkv); });
-  auto q = qkv.narrow(-1, 0, H * hd);
-  auto k = qkv.narrow(-1, H * hd, KV * hd);
-  auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
+  const int64_t q_rows = (spec.output_gate ? 2 : 1) * H * hd;  // Qwen3-Next: per head [q_h | gate_h]
+  auto q = qkv.narrow(-1, 0, q_rows);
+  torch::Tensor gate;
+  if (spec.output_gate) {
+    auto per_head = q.reshape({B, T, H, 2 * hd});
+    gate = per_head.narrow(-1, hd, hd).reshape({B, T, H * hd});
+    q = per_head.narrow(-1, 0, hd).reshape({B, T, H * hd});
+  }
+  auto k = qkv.narrow(-1, q_rows, KV * hd);
+  auto v = qkv.narrow(-1, q_rows + KV * hd, KV * hd);
   const QkNorm norm_kind = qk_norm ? spec.qk_norm : QkNorm::None;
   if (norm_kind == QkNorm::WholeProjection) {
     q = w.q_norm(q);
@@ -94,7 +102,7 @@ Heads projected_heads(const AttentionSpec& spec, const AttentionWeights& w, cons
     q = per_head_norm(w.q_norm, spec.qk_norm, q.transpose(1, 2)).transpose(1, 2);
     k = per_head_norm(w.k_norm, spec.qk_norm, k.transpose(1, 2)).transpose(1, 2);
   }
-  return {q, k, v};
+  return {q, k, v, gate};
 }
 
 }  // namespace
@@ -103,7 +111,7 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
                         const AttentionContext& ctx, const Tap& tap) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = spec.num_heads, KV = spec.num_kv_heads;
-  auto [q, k, v] = spec.latent() ? latent_heads(spec, w, x, ctx.rotary) : projected_heads(spec, w, x, ctx.rotary, ctx.qk_norm);
+  auto [q, k, v, gate] = spec.latent() ? latent_heads(spec, w, x, ctx.rotary) : projected_heads(spec, w, x, ctx.rotary, ctx.qk_norm);
   if (ctx.query_scale) q = (q * *ctx.query_scale).to(q.scalar_type());
   tap(Point::Query, ctx.layer, q);
   tap(Point::Key, ctx.layer, k);
@@ -139,6 +147,7 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
                    .to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
   auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * v.size(-1)});
+  if (gate.defined()) context = context * elementwise(gate, [](const torch::Tensor& t) { return torch::sigmoid(t); });
   return dense(context, w.o_w, w.o_b);
 }
 

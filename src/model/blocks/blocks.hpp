@@ -131,6 +131,19 @@ struct ShortConvWeights {
 // is replaced by those after x.
 torch::Tensor short_conv(const ShortConvWeights& w, const torch::Tensor& x, torch::Tensor* state);
 
+struct DeltaNetWeights {
+  torch::Tensor qkvz_w, ba_w, conv_w, a_log, dt_bias, norm_w, out_w;
+};
+// Mixer::GatedDeltaNet on x [B, T, H]. `real` (bool [B, T] or undefined) zeroes the left pads'
+// inputs, as HF does during a prompt; `conv_state` / `recurrent_state` (may be null) hold the
+// state before x (zeros when undefined) and are replaced by the state after it.
+torch::Tensor gated_deltanet(const DeltaNetSpec& spec, const DeltaNetWeights& w, const torch::Tensor& x,
+                             const torch::Tensor& real, torch::Tensor* conv_state, torch::Tensor* recurrent_state);
+// The causal depthwise convolution of inputs [B, C, T] with kernel [C, 1, K] (and optional bias)
+// after the K − 1 inputs of `state` (zeros when null or undefined), which it then replaces.
+torch::Tensor causal_depthwise_conv(const torch::Tensor& inputs, const torch::Tensor& kernel, const torch::Tensor& bias,
+                                    torch::Tensor* state);
+
 struct MlpWeights {
   RowBlocks gate_up_w;  // empty for a plain MLP
   torch::Tensor up_w, up_b, gate_up_b, down_w, down_b;
