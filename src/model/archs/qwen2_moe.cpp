@@ -25,15 +25,19 @@ bool use_qwen_moe(ArchSpec& a, const Config& c) {
   return true;
 }
 
+void use_qwen_moe_with_gated_shared_expert(ArchSpec& a, const Config& c) {
+  if (!use_qwen_moe(a, c)) return;
+  const std::string M = "model.layers.{i}.mlp.";
+  use_shared_expert(a, M + "shared_expert.");
+  a.weights[Weight::SharedGate] = src(M + "shared_expert_gate.weight");
+}
+
 static ArchSpec qwen2_moe(const Config& c) {
   ArchSpec a = llama_like(c, "qwen2_moe", "Qwen2MoeForCausalLM");
   if (c.boolean_or({"use_sliding_window"}, false))
     throw Error(ErrorKind::Unsupported, c.source(), "qwen2_moe with use_sliding_window=true is not supported",
                 "released Qwen1.5-MoE / Qwen2-MoE checkpoints use use_sliding_window: false");
-  if (!use_qwen_moe(a, c)) return a;
-  const std::string M = "model.layers.{i}.mlp.";
-  use_shared_expert(a, M + "shared_expert.");
-  a.weights[Weight::SharedGate] = src(M + "shared_expert_gate.weight");
+  use_qwen_moe_with_gated_shared_expert(a, c);
   return a;
 }
 

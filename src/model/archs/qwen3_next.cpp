@@ -40,11 +40,7 @@ static ArchSpec qwen3_next(const Config& c) {
   a.weights[Weight::DeltaDtBias] = src(D + "dt_bias");
   a.weights[Weight::DeltaNorm] = src(D + "norm.weight");
   a.weights[Weight::DeltaOut] = src(D + "out_proj.weight");
-  if (use_qwen_moe(a, c)) {
-    const std::string M = "model.layers.{i}.mlp.";
-    use_shared_expert(a, M + "shared_expert.");
-    a.weights[Weight::SharedGate] = src(M + "shared_expert_gate.weight");
-  }
+  use_qwen_moe_with_gated_shared_expert(a, c);
   return a;
 }
 

@@ -56,6 +56,9 @@ void use_shared_expert(ArchSpec& a, const std::string& prefix);
 // num_experts_per_tok, norm_topk_prob; router mlp.gate, experts mlp.experts.{e}), the dense layers
 // keeping the spec's SwiGLU; for qwen2_moe and qwen3_moe. False when every layer is dense.
 bool use_qwen_moe(ArchSpec& a, const Config& c);
+// The same plus Qwen2-MoE's shared expert (`mlp.shared_expert`) × sigmoid(`mlp.shared_expert_gate`);
+// for qwen2_moe and qwen3_next.
+void use_qwen_moe_with_gated_shared_expert(ArchSpec& a, const Config& c);
 
 // deepseek_v2.cpp: DeepSeek's multi-head latent attention (`self_attn.{q_a_proj, q_a_layernorm,
 // q_b_proj or q_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj}`, the sizes kv_lora_rank,
