@@ -20,6 +20,8 @@ enum class Point {
   AttnOutput,    // layers.{i}.attn_output   [B,T,H]  output of the HF attention module
   MlpInput,      // layers.{i}.mlp_input     [B,T,H]  input of the MLP module (after its pre-norm)
   RouterLogits,  // layers.{i}.router_logits [B*T,experts]  MoE router logits
+  ExpertIndices, // layers.{i}.expert_indices [B*T,k]     the experts each token is routed to (int64)
+  ExpertWeights, // layers.{i}.expert_weights [B*T,k]     their routing weights (float32)
   MlpOutput,     // layers.{i}.mlp_output    [B,T,H]  output of the HF MLP/MoE module
   LayerOutput,   // layers.{i}.output        [B,T,H]  residual stream leaving block i
   FinalNorm,     // ln_final.output          [B,T,H]

@@ -72,6 +72,8 @@ class Trace {
   PointAccessor keys{this, Point::Key};
   PointAccessor values{this, Point::Value};
   PointAccessor router_logits{this, Point::RouterLogits};
+  PointAccessor expert_indices{this, Point::ExpertIndices};
+  PointAccessor expert_weights{this, Point::ExpertWeights};
 
   torch::Tensor& token_embeddings();
   torch::Tensor& ln_final();

@@ -359,7 +359,8 @@ class StandardizedTransformer:
                             ("attentions_input", _P.AttnInput), ("attentions_output", _P.AttnOutput),
                             ("mlps_input", _P.MlpInput), ("mlps_output", _P.MlpOutput),
                             ("attention_probabilities", _P.AttnProbs), ("queries", _P.Query), ("keys", _P.Key),
-                            ("values", _P.Value), ("router_logits", _P.RouterLogits)):
+                            ("values", _P.Value), ("router_logits", _P.RouterLogits),
+                            ("expert_indices", _P.ExpertIndices), ("expert_weights", _P.ExpertWeights)):
             setattr(self, name, LayerAccessor(self, point, name))
         self.embed_tokens = ModulePoint(self, _P.Embed, "embed_tokens")
         self.ln_final = ModulePoint(self, _P.FinalNorm, "ln_final", self._engine.final_norm)

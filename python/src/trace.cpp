@@ -125,6 +125,8 @@ void bind_trace(py::module_& m) {
       .value("AttnOutput", Point::AttnOutput)
       .value("MlpInput", Point::MlpInput)
       .value("RouterLogits", Point::RouterLogits)
+      .value("ExpertIndices", Point::ExpertIndices)
+      .value("ExpertWeights", Point::ExpertWeights)
       .value("MlpOutput", Point::MlpOutput)
       .value("LayerOutput", Point::LayerOutput)
       .value("FinalNorm", Point::FinalNorm)

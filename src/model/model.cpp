@@ -198,9 +198,10 @@ bool LanguageModel::has_point(const PointId& p, std::string* why_not) const {
              (spec_of(*this).layers[static_cast<size_t>(p.layer)].mixer == model::Mixer::ShortConv ? "short-convolution"
                                                                                                  : "Gated DeltaNet") +
              " layer: it has no attention (its attn_output is that mixer's output)";
-  else if (p.point == Point::RouterLogits && !has_router())
+  const bool routing_point = p.point == Point::RouterLogits || p.point == Point::ExpertIndices || p.point == Point::ExpertWeights;
+  if (reason.empty() && routing_point && !has_router())
     reason = "this " + architecture() + " model has no router (it is not a mixture of experts)";
-  else if (p.point == Point::RouterLogits && !has_router(p.layer))
+  else if (reason.empty() && routing_point && !has_router(p.layer))
     reason = "layer " + std::to_string(p.layer) + " of this " + architecture() + " model has a dense MLP, so no router";
   if (why_not) *why_not = reason;
   return reason.empty();

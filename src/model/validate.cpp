@@ -54,6 +54,8 @@ std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, 
     case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.value_dim()};
     case Point::AttnProbs: return {B, a.attn.num_heads, T, T};
     case Point::RouterLogits: return {B * T, a.mlp.moe.num_experts};
+    case Point::ExpertIndices:
+    case Point::ExpertWeights: return {B * T, a.mlp.moe.top_k};
     case Point::Logits: return {B, T, a.vocab};
     default: return {B, T, a.hidden};
   }

@@ -146,6 +146,10 @@ struct Trace::Engine : PointHooks {
     c10::AutogradState::set_tls_state(body_autograd);
   }
 
+  static bool attention_point(Point p) {
+    return p == Point::Query || p == Point::Key || p == Point::Value || p == Point::AttnProbs;
+  }
+
   void validate(const PointId& p) const {
     const int64_t layers = model.num_layers();
     if (point_info(p.point).per_layer() && (p.layer < 0 || p.layer >= layers))
@@ -155,8 +159,8 @@ struct Trace::Engine : PointHooks {
     std::string why_not;
     if (!model.has_point(p, &why_not))
       throw Error(ErrorKind::InvalidArgument, p.name(), why_not,
-                  p.point == Point::RouterLogits ? "read router_logits at its mixture-of-experts layers"
-                                                 : "read this point at the model's attention layers");
+                  attention_point(p.point) ? "read this point at the model's attention layers"
+                                           : "read the routing points at its mixture-of-experts layers");
   }
 
   void check_thread(const std::string& what) const {

@@ -36,7 +36,8 @@ def forward_order_points(model):
     points = [("embed.output", lambda: model.token_embeddings)]
     per_layer = [("input", "layers_input"), ("attn_input", "attentions_input"), ("q", "queries"), ("k", "keys"),
                  ("v", "values"), ("attn_probs", "attention_probabilities"), ("attn_output", "attentions_output"),
-                 ("mlp_input", "mlps_input"), ("router_logits", "router_logits"), ("mlp_output", "mlps_output"),
+                 ("mlp_input", "mlps_input"), ("router_logits", "router_logits"), ("expert_indices", "expert_indices"),
+                 ("expert_weights", "expert_weights"), ("mlp_output", "mlps_output"),
                  ("output", "layers_output")]
     for i in range(model.num_layers):
         for suffix, accessor in per_layer:

@@ -282,6 +282,33 @@ TEST(TraceMixedMoe, RouterLogitsOfADenseLayerIsAClearErrorAndMoeLayersHaveThem) 
   });
 }
 
+TEST(TraceRouting, TheRoutingDecisionIsReadableAndWritable) {
+  // mixtral's fixture: softmax over the experts, top-k renormalised, no shared expert.
+  Fixture fx("mixtral");
+  StandardizedTransformer model(fx.dir.string());
+  const TokenBatch batch{fx.input_ids, fx.attention_mask};
+  model.trace(batch, [&](Trace& t) {
+    auto logits = t.router_logits[0].clone();
+    auto indices = t.expert_indices[0].clone(), weights = t.expert_weights[0].clone();
+    auto [top, expected] = torch::softmax(logits, -1).topk(indices.size(1), -1);
+    EXPECT_TRUE(torch::equal(indices, expected));
+    EXPECT_TRUE(torch::allclose(weights, top / top.sum(-1, true), 1e-6, 1e-7));
+  });
+  // Every routing weight of layer 1 set to 0: its MoE adds nothing.
+  model.trace(batch, [&](Trace& t) {
+    t.expert_weights[1].zero_();
+    EXPECT_EQ(t.mlps_output[1].abs().max().item<double>(), 0.0);
+  });
+  // An index of no expert is a clear error, not a token routed nowhere.
+  try {
+    model.trace(batch, [&](Trace& t) { t.expert_indices[0].fill_(99); });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "layers.0.expert_indices");
+    EXPECT_NE(e.message().find("must lie in [0, "), std::string::npos) << e.what();
+  }
+}
+
 TEST(TraceShortConv, AttentionPointsOfAConvolutionLayerAreAClearErrorAndItsOutputIsThere) {
   // lfm2's fixture: layers 0 and 2 are short convolutions, layer 1 attention.
   Fixture fx("lfm2");

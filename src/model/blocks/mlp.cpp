@@ -1,6 +1,7 @@
 #include <limits>
 
 #include "model/blocks/blocks.hpp"
+#include "nnterp/error.hpp"
 
 namespace nnterp::model {
 
@@ -82,6 +83,21 @@ Routing route(const MoeSpec& m, const torch::Tensor& router_logits, const torch:
   return r;
 }
 
+namespace {
+
+// An edited expert_indices must name experts that exist: an index out of range would route the
+// token nowhere, silently.
+void check_expert_indices(const torch::Tensor& experts, int64_t num_experts, int layer) {
+  auto [lo, hi] = torch::aminmax(experts);
+  if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= num_experts)
+    throw Error(ErrorKind::InvalidArgument, PointId{Point::ExpertIndices, layer}.name(),
+                "expert indices must lie in [0, " + std::to_string(num_experts) + "), got " +
+                    std::to_string(lo.item<int64_t>()) + ".." + std::to_string(hi.item<int64_t>()),
+                "write indices of existing experts (to ablate one, set its expert_weights entry to 0)");
+}
+
+}  // namespace
+
 torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor& x, const Tap& tap, int layer) {
   const auto shape = x.sizes().vec();
   auto tokens = x.reshape({-1, x.size(-1)});  // [N, H]
@@ -89,6 +105,9 @@ torch::Tensor moe(const MlpSpec& spec, const MoeWeights& w, const torch::Tensor&
                                                   : dense(tokens, w.router_w, w.router_b);
   tap(Point::RouterLogits, layer, router_logits);
   auto [top_experts, top_weights] = route(spec.moe, router_logits, w.score_bias);
+  tap(Point::ExpertIndices, layer, top_experts);
+  tap(Point::ExpertWeights, layer, top_weights);
+  if (tap.hooks()) check_expert_indices(top_experts, spec.moe.num_experts, layer);
   // DeepSeek-V3 sums the weighted experts in float32 and rounds once; the others round each.
   const auto sum_dtype = spec.moe.sum_in_float32 ? torch::kFloat32 : x.scalar_type();
   top_weights = top_weights.to(sum_dtype);
