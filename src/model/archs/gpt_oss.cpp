@@ -14,11 +14,10 @@ static ArchSpec gpt_oss(const Config& c) {
   a.weights[Weight::AttnSinks] = src(L + "self_attn.sinks");
   auto sliding = sliding_layers_from_config(c, a.num_layers, [](int64_t i) { return (i + 1) % 2 != 0; });
   set_sliding_layers(a, sliding, c.integer_or({"sliding_window"}, 128));
-  use_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "router.weight", "", "", "");
+  use_fused_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "router.weight",
+                M + "experts.gate_up_proj", M + "experts.down_proj", WeightTransform::SelectExpertTransposed);
   a.weights[Weight::RouterBias] = src(M + "router.bias");
-  a.weights[Weight::ExpertGateUp] = {{M + "experts.gate_up_proj"}, WeightTransform::SelectExpertTransposed, false};
   a.weights[Weight::ExpertGateUpBias] = {{M + "experts.gate_up_proj_bias"}, WeightTransform::SelectExpert, false};
-  a.weights[Weight::ExpertDown] = {{M + "experts.down_proj"}, WeightTransform::SelectExpertTransposed, false};
   a.weights[Weight::ExpertDownBias] = {{M + "experts.down_proj_bias"}, WeightTransform::SelectExpert, false};
   a.mlp.gate_up_interleaved = true;
   a.mlp.swiglu_limit = c.number_or({"swiglu_limit"}, 7.0);

@@ -12,10 +12,8 @@ static ArchSpec granitemoe(const Config& c) {
   a.hf_class = "GraniteMoeForCausalLM";
   const std::string M = "model.layers.{i}.block_sparse_moe.";
   // softmax over all experts, top-k, renormalised = softmax over the top-k logits.
-  use_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "router.layer.weight",
-          "", "", "");
-  a.weights[Weight::ExpertGateUp] = {{M + "input_linear.weight"}, WeightTransform::SelectExpert, false};
-  a.weights[Weight::ExpertDown] = {{M + "output_linear.weight"}, WeightTransform::SelectExpert, false};
+  use_fused_moe(a, c.integer({"num_local_experts"}), c.integer({"num_experts_per_tok"}), true, M + "router.layer.weight",
+                M + "input_linear.weight", M + "output_linear.weight", WeightTransform::SelectExpert);
   return a;
 }
 

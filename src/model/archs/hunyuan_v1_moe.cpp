@@ -2,7 +2,6 @@
 // SwiGLU experts on every layer: router `mlp.gate.wg` (softmax, top `moe_topk`, renormalised) plus
 // an ungated shared SwiGLU (`mlp.shared_mlp`). Per-layer expert counts (lists) are not supported.
 #include "model/archs/relatives.hpp"
-#include "nnterp/error.hpp"
 
 namespace nnterp::model {
 

@@ -48,11 +48,10 @@ static ArchSpec llama4_text(const Config& c) {
   for (int64_t i = step - 1; step > 0 && i < n; i += step) moe_layers.push_back(i);
   moe_layers = c.integers_or({"moe_layers"}, moe_layers);
   if (!set_moe_layers(a, [&](int64_t i) { return std::count(moe_layers.begin(), moe_layers.end(), i) > 0; })) return a;
-  use_moe(a, c.integer({"num_local_experts"}), c.integer_or({"num_experts_per_tok"}, 1), false, F + "router.weight", "", "", "");
+  use_fused_moe(a, c.integer({"num_local_experts"}), c.integer_or({"num_experts_per_tok"}, 1), false, F + "router.weight",
+                F + "experts.gate_up_proj", F + "experts.down_proj", WeightTransform::SelectExpertTransposed);
   a.mlp.moe.scoring = RouterScoring::Sigmoid;
   a.mlp.moe.weight_on_input = true;
-  a.weights[Weight::ExpertGateUp] = {{F + "experts.gate_up_proj"}, WeightTransform::SelectExpertTransposed, false};
-  a.weights[Weight::ExpertDown] = {{F + "experts.down_proj"}, WeightTransform::SelectExpertTransposed, false};
   use_shared_expert(a, F + "shared_expert.");
   return a;
 }

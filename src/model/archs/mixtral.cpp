@@ -5,15 +5,30 @@
 
 namespace nnterp::model {
 
-void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
-             const std::string& gate, const std::string& up, const std::string& down) {
+namespace {
+
+void use_router(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router) {
   a.mlp.kind = MlpKind::MoE;
   a.mlp.moe.num_experts = num_experts;
   a.mlp.moe.top_k = top_k;
   a.mlp.moe.normalize_top_k = normalize_top_k;
   a.weights[Weight::Router] = src(router);
+}
+
+}  // namespace
+
+void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
+             const std::string& gate, const std::string& up, const std::string& down) {
+  use_router(a, num_experts, top_k, normalize_top_k, router);
   a.weights[Weight::ExpertGateUp] = cat({gate, up});
   a.weights[Weight::ExpertDown] = src(down);
+}
+
+void use_fused_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
+                   const std::string& gate_up, const std::string& down, WeightTransform layout) {
+  use_router(a, num_experts, top_k, normalize_top_k, router);
+  a.weights[Weight::ExpertGateUp] = {{gate_up}, layout, false};
+  a.weights[Weight::ExpertDown] = {{down}, layout, false};
 }
 
 bool set_moe_layers(ArchSpec& a, const std::function<bool(int64_t)>& is_moe) {

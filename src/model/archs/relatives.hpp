@@ -46,6 +46,11 @@ void use_ungated_mlp(ArchSpec& a);
 // The dense MLP's weights stay mapped for the layers that set_moe_layers leaves dense.
 void use_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
              const std::string& gate, const std::string& up, const std::string& down);
+// The same with experts fused across experts: `gate_up` and `down` name tensors stored for all
+// experts at once, read per expert by `layout` (WeightTransform::SelectExpert for nn.Linear's
+// [E, out, in], SelectExpertTransposed for [E, in, out] used as x @ W).
+void use_fused_moe(ArchSpec& a, int64_t num_experts, int64_t top_k, bool normalize_top_k, const std::string& router,
+                   const std::string& gate_up, const std::string& down, WeightTransform layout);
 // Layer i routes over the experts iff is_moe(i); the others keep the dense MLP. False when every
 // layer is dense.
 bool set_moe_layers(ArchSpec& a, const std::function<bool(int64_t)>& is_moe);
