@@ -75,7 +75,7 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   cmd->add_option("--layers", o->layers, "layers to read: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first");
   cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--inverse", o->inverse, "also the inverse lens: project_on_vocab(-hidden)");
+  cmd->add_flag("--inverse", o->inverse, "also the inverse lens: softmax(lm_head(-ln_final(hidden))), as nnterp");
   cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
   add_json_out_options(*cmd, *o, o->out, "print JSON", "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
   cmd->add_option("--html", o->html, "also write an interactive heatmap (layers x top tokens, probabilities on hover) to this HTML file");

@@ -95,6 +95,9 @@ class LanguageModel {
   // Whether this model computes `point` (attention points at attention layers, router_logits at MoE
   // layers); `why_not` says why when it does not (an empty string when it does).
   bool has_point(const PointId& point, std::string* why_not = nullptr) const;
+  // The shape `point` has in a forward over `batch` rows of `tokens` new tokens after `past` cached
+  // ones, from the config alone (nothing runs); an Error naming the point when it does not exist.
+  std::vector<int64_t> point_shape(const PointId& point, int64_t batch, int64_t tokens, int64_t past = 0) const;
   // Empty, or how this architecture's outputs for a row depend on the row's left padding, as HF's
   // do (PhiMoE's longrope measures the padded length): a row run alone or in another batch then
   // differs beyond rounding. nnterp reproduces HF rather than correct it.

@@ -64,7 +64,7 @@ torch::Tensor logit_lens(const StandardizedTransformer& model, const TraceInput&
 
 struct LogitLensResult {
   torch::Tensor probs;          // [batch, layers, vocab]
-  torch::Tensor inverse_probs;  // [batch, layers, vocab]: softmax(project_on_vocab(-hidden)), what each layer suppresses
+  torch::Tensor inverse_probs;  // [batch, layers, vocab]: softmax(unembed(-final_norm(hidden))), what each layer suppresses
   std::vector<int> layers;      // the layers, resolved
 };
 // The logit lens and, with `inverse`, the inverse lens (nnterp's return_inv_logits).

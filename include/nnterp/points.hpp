@@ -16,12 +16,18 @@ enum class Point {
   Query,         // layers.{i}.q             [B,heads,T,d_head]     after QK-norm and rotary
   Key,           // layers.{i}.k             [B,kv_heads,T,d_head]  after QK-norm and rotary, before GQA repeat
   Value,         // layers.{i}.v             [B,kv_heads,T,d_head]
+  AttnScores,    // layers.{i}.attn_scores   [B,heads,T,S]  pre-softmax scores (scaled, soft-capped, masked)
   AttnProbs,     // layers.{i}.attn_probs    [B,heads,T,S]  post-softmax attention weights
+  ConvState,     // layers.{i}.conv_state    [B,channels,K-1]  conv inputs a conv mixer keeps after this pass
+  RecurrentState,// layers.{i}.recurrent_state [B,value_heads,dk,dv]  Gated DeltaNet's state after this pass
+  Z,             // layers.{i}.z             [B,T,heads,d_v]  per-head attention output, the input of o_proj
   AttnOutput,    // layers.{i}.attn_output   [B,T,H]  output of the HF attention module
+  ResidMid,      // layers.{i}.resid_mid     [B,T,H]  residual stream after the attention add
   MlpInput,      // layers.{i}.mlp_input     [B,T,H]  input of the MLP module (after its pre-norm)
   RouterLogits,  // layers.{i}.router_logits [B*T,experts]  MoE router logits
   ExpertIndices, // layers.{i}.expert_indices [B*T,k]     the experts each token is routed to (int64)
   ExpertWeights, // layers.{i}.expert_weights [B*T,k]     their routing weights (float32)
+  MlpHidden,     // layers.{i}.mlp_hidden    [B,T,intermediate]  the MLP's neurons, input of down_proj
   MlpOutput,     // layers.{i}.mlp_output    [B,T,H]  output of the HF MLP/MoE module
   LayerOutput,   // layers.{i}.output        [B,T,H]  residual stream leaving block i
   FinalNorm,     // ln_final.output          [B,T,H]

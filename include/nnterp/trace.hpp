@@ -51,7 +51,7 @@ struct TraceOptions {
 class PointAccessor {
  public:
   PointAccessor(Trace* trace, Point point) : trace_(trace), point_(point) {}
-  torch::Tensor& operator[](int layer) const;
+  torch::Tensor& operator[](int layer) const;  // layer -1 is the last (as in Python), -L the first
   int size() const;  // the number of layers
 
  private:
@@ -67,10 +67,16 @@ class Trace {
   PointAccessor attentions_output{this, Point::AttnOutput};
   PointAccessor mlps_input{this, Point::MlpInput};
   PointAccessor mlps_output{this, Point::MlpOutput};
+  PointAccessor attention_scores{this, Point::AttnScores};
   PointAccessor attention_probabilities{this, Point::AttnProbs};
+  PointAccessor z{this, Point::Z};
+  PointAccessor resid_mid{this, Point::ResidMid};
+  PointAccessor mlp_hidden{this, Point::MlpHidden};
   PointAccessor queries{this, Point::Query};
   PointAccessor keys{this, Point::Key};
   PointAccessor values{this, Point::Value};
+  PointAccessor conv_states{this, Point::ConvState};
+  PointAccessor recurrent_states{this, Point::RecurrentState};
   PointAccessor router_logits{this, Point::RouterLogits};
   PointAccessor expert_indices{this, Point::ExpertIndices};
   PointAccessor expert_weights{this, Point::ExpertWeights};
@@ -105,6 +111,8 @@ class Trace {
 
   struct Engine;
   explicit Trace(Engine& engine) : engine_(engine) {}
+  // Every layer index a Trace takes may count from the end: -1 is the last layer.
+  int from_end(int layer) const;
   Trace(const Trace&) = delete;
   Trace& operator=(const Trace&) = delete;
 

@@ -36,6 +36,7 @@ from . import display  # noqa: E402,F401
 
 load_safetensors = _nnterp.load_safetensors
 save_safetensors = _nnterp.save_safetensors
+param_table = _nnterp.param_table
 
 
 def configure_threads(threads=0):
@@ -47,4 +48,4 @@ def configure_threads(threads=0):
 __all__ = ["StandardizedTransformer", "Tracer", "Config", "Error", "logit_lens", "patchscope_lens", "TargetPrompt",
            "TargetPromptBatch", "repeat_prompt", "steer", "get_token_activations", "collect_token_activations_batched",
            "Prompt", "run_prompts", "get_first_tokens", "activation_patching", "collect_token_activations",
-           "load_activations", "configure_threads", "load_safetensors", "save_safetensors", "display", "__version__"]
+           "load_activations", "configure_threads", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]

@@ -358,8 +358,10 @@ class StandardizedTransformer:
         for name, point in (("layers_input", _P.LayerInput), ("layers_output", _P.LayerOutput),
                             ("attentions_input", _P.AttnInput), ("attentions_output", _P.AttnOutput),
                             ("mlps_input", _P.MlpInput), ("mlps_output", _P.MlpOutput),
-                            ("attention_probabilities", _P.AttnProbs), ("queries", _P.Query), ("keys", _P.Key),
-                            ("values", _P.Value), ("router_logits", _P.RouterLogits),
+                            ("attention_probabilities", _P.AttnProbs), ("attention_scores", _P.AttnScores),
+                            ("z", _P.Z), ("resid_mid", _P.ResidMid), ("mlp_hidden", _P.MlpHidden), ("queries", _P.Query), ("keys", _P.Key),
+                            ("values", _P.Value), ("conv_states", _P.ConvState),
+                            ("recurrent_states", _P.RecurrentState), ("router_logits", _P.RouterLogits),
                             ("expert_indices", _P.ExpertIndices), ("expert_weights", _P.ExpertWeights)):
             setattr(self, name, LayerAccessor(self, point, name))
         self.embed_tokens = ModulePoint(self, _P.Embed, "embed_tokens")
@@ -472,6 +474,57 @@ class StandardizedTransformer:
     def points():
         """The standardized points: a list of dicts (pattern, trace_name, shape, meaning)."""
         return _nnterp.point_table()
+
+    def supports(self, point):
+        """Whether this model has the point named `point` ("layers.3.z"), from its config alone;
+        ``why_not(point)`` says why not."""
+        return self._engine.has_point(point)
+
+    def why_not(self, point):
+        """Why this model has no `point` (an empty string when it has it)."""
+        return self._engine.why_no_point(point)
+
+    def point_shape(self, point, batch=1, tokens=1, past=0):
+        """The shape `point` has for `batch` rows of `tokens` tokens (after `past` cached ones),
+        without running the model; a ValueError naming the point when the model lacks it."""
+        return tuple(self._engine.point_shape(point, batch, tokens, past))
+
+    # ---- parameters in standardized shapes (TransformerLens names) ----
+    def param(self, name, layer=None):
+        """The parameter `name` ("W_E", "W_U", "W_Q", "W_O", "W_in", "W_out", "ln1_w", ...; see
+        ``nnterp.param_table()``) of `layer` (per-layer ones), in TransformerLens's shape: W_Q is
+        [heads, hidden, d_head], W_O [heads, d_v, hidden], W_in [hidden, d_mlp], W_U [hidden, vocab].
+        A view of the weights the forward uses: edit through ``set_param``, never in place."""
+        return self._engine.param(name, self._param_layer(name, layer))
+
+    def has_param(self, name, layer=None):
+        """(bool, why not): whether this model has parameter `name` at `layer`."""
+        return self._engine.has_param(name, self._param_layer(name, layer))
+
+    def set_param(self, name, layer, value):
+        """Replaces a parameter (same shape as ``param``); the next forward uses it. Tied weights
+        are untied (editing W_E leaves W_U as it was)."""
+        self._engine.set_param(name, self._param_layer(name, layer), value)
+
+    def ablate_neuron(self, layer, neuron):
+        """Zeroes MLP neuron `neuron`'s row of W_out at `layer`: it writes nothing any more."""
+        self._engine.ablate_neuron(self._layer_index(layer), neuron)
+
+    def project_out_of_residual_writes(self, direction):
+        """Projects `direction` [hidden] out of every weight that writes into the residual stream
+        (W_E, W_pos, W_O, W_out, experts, ...): no residual activation has a component along it."""
+        self._engine.project_out_of_residual_writes(direction)
+
+    def _layer_index(self, layer):
+        return layer + self.num_layers if -self.num_layers <= layer < 0 else layer
+
+    def _param_layer(self, name, layer):
+        per_layer = next((row["per_layer"] for row in _nnterp.param_table() if row["name"] == name), True)
+        if not per_layer:
+            return -1
+        if layer is None:
+            raise TypeError(f"{name} is a per-layer parameter: give its layer")
+        return self._layer_index(layer)
 
     def project_on_vocab(self, hidden_state):
         """ln_final then lm_head (with the model's final scaling / soft-cap): logits [..., vocab]."""

@@ -18,7 +18,7 @@ def _layers(model, layers):
 def logit_lens(nn_model: StandardizedTransformer, prompts, remote=False, return_inv_logits=False):
     """softmax(lm_head(ln_final(h))) of every layer's output at the last token of each prompt:
     [batch, num_layers, vocab] probabilities (the last layer's row is the model's own next-token
-    distribution). With ``return_inv_logits``, also softmax(lm_head(ln_final(-h))): (probs, inv)."""
+    distribution). With ``return_inv_logits``, also softmax(lm_head(-ln_final(h))): (probs, inv)."""
     probs, inverse = _nnterp.logit_lens(nn_model._engine, prompts, [], -1, 32, bool(return_inv_logits))
     return (probs, inverse) if return_inv_logits else probs
 

@@ -8,6 +8,7 @@
 #include "bindings.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/hub.hpp"
+#include "nnterp/params.hpp"
 #include "nnterp/safetensors.hpp"
 #include "nnterp/threading.hpp"
 #include "nnterp/tokenizer.hpp"
@@ -169,6 +170,12 @@ void bind_model(py::module_& m) {
              return why;
            },
            py::arg("point"), "Why this model does not compute `point` (empty when it does).")
+      .def("point_shape",
+           [](const StandardizedTransformer& s, const std::string& name, int64_t batch, int64_t tokens, int64_t past) {
+             return s.point_shape(parse_point(name), batch, tokens, past);
+           },
+           py::arg("point"), py::arg("batch"), py::arg("tokens"), py::arg("past") = 0,
+           "The shape of `point` in a forward over batch rows of `tokens` tokens after `past` cached ones.")
       .def("has_router_at", [](const StandardizedTransformer& s, int64_t layer) { return s.has_router(layer); },
            py::arg("layer"), "Whether layer `layer` is a mixture-of-experts layer (has router logits).")
       .def_property_readonly("dtype", [](const StandardizedTransformer& s) { return dtype_name(s.dtype()); })
@@ -195,7 +202,32 @@ void bind_model(py::module_& m) {
       .def("unembed", [](const StandardizedTransformer& s, const torch::Tensor& normed) {
              py::gil_scoped_release unlocked;
              return s.unembed(normed);
-           }, py::arg("normed"));
+           }, py::arg("normed"))
+      .def("has_param",
+           [](const StandardizedTransformer& s, const std::string& name, int layer) {
+             std::string why;
+             const bool has = has_param(s, parse_param(name), layer, &why);
+             return py::make_tuple(has, why);
+           },
+           py::arg("name"), py::arg("layer") = -1, "(whether the model has the parameter, why not)")
+      .def("param", [](const StandardizedTransformer& s, const std::string& name, int layer) {
+             return param(s, parse_param(name), layer);
+           }, py::arg("name"), py::arg("layer") = -1)
+      .def("set_param", [](StandardizedTransformer& s, const std::string& name, int layer, const torch::Tensor& value) {
+             set_param(s, parse_param(name), layer, value);
+           }, py::arg("name"), py::arg("layer"), py::arg("value"))
+      .def("ablate_neuron", [](StandardizedTransformer& s, int layer, int64_t neuron) { ablate_neuron(s, layer, neuron); },
+           py::arg("layer"), py::arg("neuron"))
+      .def("project_out_of_residual_writes",
+           [](StandardizedTransformer& s, const torch::Tensor& direction) { project_out_of_residual_writes(s, direction); },
+           py::arg("direction"));
+  m.def("param_table", [] {
+    py::list rows;
+    for (const auto& info : param_table())
+      rows.append(py::dict(py::arg("name") = info.name, py::arg("per_layer") = info.per_layer,
+                           py::arg("shape") = info.shape, py::arg("meaning") = info.meaning));
+    return rows;
+  });
 
   m.def("default_model_dir", [] { return default_model_dir().string(); });
   m.def("load_safetensors", [](const std::string& path) {

@@ -27,7 +27,8 @@ LogitLensResult logit_lens_with_inverse(const StandardizedTransformer& model, co
     // [layers, B, H] → [B, layers, H]: one projection for every layer at once.
     auto hidden = methods_detail::batch_activations(model, batch, options.idx, result.layers, Point::LayerOutput).transpose(0, 1).contiguous();
     probs.push_back(torch::softmax(model.project_on_vocab(hidden).to(torch::kFloat32), -1));
-    if (inverse) inv.push_back(torch::softmax(model.project_on_vocab(-hidden).to(torch::kFloat32), -1));
+    // nnterp's inverse lens negates after the final norm: softmax(lm_head(-ln_final(h))).
+    if (inverse) inv.push_back(torch::softmax(model.unembed(-model.final_norm(hidden)).to(torch::kFloat32), -1));
   }
   result.probs = torch::cat(probs, 0);
   if (inverse) result.inverse_probs = torch::cat(inv, 0);

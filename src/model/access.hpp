@@ -13,6 +13,7 @@ class Decoder;
 
 struct LanguageModelAccess {
   static const model::Decoder& decoder(const LanguageModel& model);
+  static model::Decoder& decoder(LanguageModel& model);  // for the weight edits (params.cpp)
   static const model::ArchSpec& spec(const LanguageModel& model);
 };
 

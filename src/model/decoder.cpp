@@ -79,8 +79,24 @@ struct Decoder::PassState {
   }
 };
 
-Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weights_(std::move(weights)) {
+Decoder::Decoder(ArchSpec spec, Weights weights) : spec_(std::move(spec)), weights_(std::move(weights)) { bind(); }
+
+void Decoder::replace_weights(const std::vector<std::pair<WeightId, RowBlocks>>& replacements) {
+  for (const auto& [id, blocks] : replacements) {
+    if (weights_.row_blocks.count(id)) {
+      weights_.row_blocks[id] = blocks;
+    } else {
+      if (blocks.size() != 1) throw std::logic_error("replace_weights: " + id.name() + " is one tensor");
+      weights_.tensors[id] = blocks[0];
+    }
+  }
+  bind();
+}
+
+// The per-layer views the forward reads, taken from weights_ (again after replace_weights).
+void Decoder::bind() {
   const auto& w = weights_;
+  layers_.clear();
   embed_w_ = w.get({Weight::Embed});
   pos_w_ = w.get_or_undefined({Weight::PosEmbed});
   head_w_ = w.get({Weight::LmHead});
@@ -282,17 +298,32 @@ torch::Tensor Decoder::mlp_branch(int i, const torch::Tensor& x, const Tap& tap)
   const auto& L = layers_[i];
   const MlpKind kind = layer_mlp_kind(spec_, i);
   if (kind == MlpKind::MoE) return moe(spec_.mlp, L.moe, x, tap, i);
-  return mlp(kind, spec_.mlp, L.mlp, x);
+  auto hidden = mlp_hidden(kind, spec_.mlp, L.mlp, x);
+  tap(Point::MlpHidden, i, hidden);
+  return dense(hidden, L.mlp.down_w, L.mlp.down_b);
+}
+
+// A mixer whose memory is a state: the cache's, else (when hooks may read it) one for this pass
+// alone. The states are points after the mixer ran; a write replaces what the cache keeps, so it
+// changes the next pass (generation's next step), not this one.
+torch::Tensor Decoder::recurrent_mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
+  const auto& L = layers_[i];
+  const size_t li = static_cast<size_t>(i);
+  torch::Tensor local_conv, local_recurrent;
+  torch::Tensor* conv = state.cache ? &state.cache->states[li] : tap.hooks() ? &local_conv : nullptr;
+  torch::Tensor* recurrent = state.cache ? &state.cache->recurrent[li] : tap.hooks() ? &local_recurrent : nullptr;
+  torch::Tensor out = spec_.layers[li].mixer == Mixer::ShortConv
+                          ? short_conv(L.conv, x, conv)
+                          : gated_deltanet(spec_.deltanet, L.deltanet, x, state.prompt_pads(), conv, recurrent);
+  if (conv) tap(Point::ConvState, i, *conv);
+  if (recurrent && recurrent->defined()) tap(Point::RecurrentState, i, *recurrent);
+  return out;
 }
 
 torch::Tensor Decoder::mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const {
   const auto& L = layers_[i];
   const auto& layer_spec = spec_.layers[i];
-  const size_t li = static_cast<size_t>(i);
-  if (layer_spec.mixer == Mixer::ShortConv) return short_conv(L.conv, x, state.cache ? &state.cache->states[li] : nullptr);
-  if (layer_spec.mixer == Mixer::GatedDeltaNet)
-    return gated_deltanet(spec_.deltanet, L.deltanet, x, state.prompt_pads(), state.cache ? &state.cache->states[li] : nullptr,
-                          state.cache ? &state.cache->recurrent[li] : nullptr);
+  if (layer_spec.mixer != Mixer::Attention) return recurrent_mixer(i, x, state, tap);
   AttentionContext ctx;
   ctx.layer = i;
   ctx.mask = &state.mask(layer_spec);
@@ -326,6 +357,7 @@ torch::Tensor Decoder::block(int i, const torch::Tensor& x, PassState& state, co
     return (x + scaled(a)) + scaled(m);
   }
   torch::Tensor h = spec_.quirks.attn_output_includes_residual ? a : x + scaled(a);
+  tap(Point::ResidMid, i, h);
   torch::Tensor mlp_in = spec_.pre_mlp_norm ? L.mlp_norm(h) : h;
   tap(Point::MlpInput, i, mlp_in);
   torch::Tensor m = mlp_branch(i, mlp_in, tap);

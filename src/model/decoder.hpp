@@ -28,6 +28,9 @@ class Decoder {
 
   const ArchSpec& spec() const { return spec_; }
   const Weights& weights() const { return weights_; }
+  // Replaces standardized weights (params.cpp's edits), each by blocks laid out as its own (one
+  // tensor, or its row blocks), so that the forward computes as before; the shapes are checked again.
+  void replace_weights(const std::vector<std::pair<WeightId, RowBlocks>>& replacements);
 
  private:
   struct Layer {
@@ -40,6 +43,7 @@ class Decoder {
   };
   struct PassState;  // per-forward tables (masks, rotary, ALiBi)
 
+  void bind();
   void check_weights() const;
   void check_attention_weights(int layer) const;
   void check_short_conv_weights(int layer) const;
@@ -52,6 +56,7 @@ class Decoder {
   torch::Tensor mlp_branch(int i, const torch::Tensor& x, const Tap& tap) const;
   // The layer's token mixer (attention, or a short convolution) on its normed input.
   torch::Tensor mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
+  torch::Tensor recurrent_mixer(int i, const torch::Tensor& x, PassState& state, const Tap& tap) const;
 
   ArchSpec spec_;
   Weights weights_;

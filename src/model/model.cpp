@@ -175,6 +175,7 @@ TokenBatch LanguageModel::tokenize(const TraceInput& inputs) const {
 }
 
 const model::Decoder& LanguageModelAccess::decoder(const LanguageModel& m) { return *m.impl_->decoder; }
+model::Decoder& LanguageModelAccess::decoder(LanguageModel& m) { return *m.impl_->decoder; }
 const model::ArchSpec& LanguageModelAccess::spec(const LanguageModel& m) { return m.impl_->decoder->spec(); }
 
 torch::ScalarType LanguageModel::dtype() const { return impl_->report.dtype; }
@@ -188,23 +189,83 @@ bool LanguageModel::has_attention(int64_t layer) const {
   return layer >= 0 && layer < spec.num_layers && spec.layers[static_cast<size_t>(layer)].mixer == model::Mixer::Attention;
 }
 
-bool LanguageModel::has_point(const PointId& p, std::string* why_not) const {
-  std::string reason;
+namespace {
+
+const char* mixer_name(model::Mixer mixer) {
+  switch (mixer) {
+    case model::Mixer::ShortConv: return "short-convolution";
+    case model::Mixer::GatedDeltaNet: return "Gated DeltaNet";
+    default: return "attention";
+  }
+}
+
+// Why layer `p.layer`'s token mixer has no such point (a point of another mixer kind), or "".
+std::string mixer_lacks(const LanguageModel& model, const PointId& p) {
+  const auto& spec = spec_of(model);
+  if (p.layer < 0 || p.layer >= spec.num_layers) return "";
+  const model::Mixer mixer = spec.layers[static_cast<size_t>(p.layer)].mixer;
   const bool attention_point = p.point == Point::Query || p.point == Point::Key || p.point == Point::Value ||
-                               p.point == Point::AttnProbs;
-  if (attention_point && p.layer >= 0 && p.layer < num_layers() && !has_attention(p.layer))
-    reason = "layer " + std::to_string(p.layer) + " of this " + architecture() +
-             " model is a " +
-             (spec_of(*this).layers[static_cast<size_t>(p.layer)].mixer == model::Mixer::ShortConv ? "short-convolution"
-                                                                                                 : "Gated DeltaNet") +
-             " layer: it has no attention (its attn_output is that mixer's output)";
+                               p.point == Point::AttnScores || p.point == Point::AttnProbs || p.point == Point::Z;
+  const bool missing = (attention_point && mixer != model::Mixer::Attention) ||
+                       (p.point == Point::ConvState && mixer == model::Mixer::Attention) ||
+                       (p.point == Point::RecurrentState && mixer != model::Mixer::GatedDeltaNet);
+  if (!missing) return "";
+  std::string layer = "layer " + std::to_string(p.layer) + " of this " + model.architecture() + " model is " +
+                      (mixer == model::Mixer::Attention ? "an " : "a ") + mixer_name(mixer) + " layer";
+  if (attention_point) return layer + ": it has no attention (its attn_output is that mixer's output)";
+  if (mixer == model::Mixer::Attention) return layer + ": its memory is the KV cache (read k and v), not a state";
+  return layer + ": its only state is the convolution's (conv_state)";
+}
+
+}  // namespace
+
+bool LanguageModel::has_point(const PointId& p, std::string* why_not) const {
+  std::string reason = mixer_lacks(*this, p);
   const bool routing_point = p.point == Point::RouterLogits || p.point == Point::ExpertIndices || p.point == Point::ExpertWeights;
   if (reason.empty() && routing_point && !has_router())
     reason = "this " + architecture() + " model has no router (it is not a mixture of experts)";
   else if (reason.empty() && routing_point && !has_router(p.layer))
     reason = "layer " + std::to_string(p.layer) + " of this " + architecture() + " model has a dense MLP, so no router";
+  else if (reason.empty() && p.point == Point::MlpHidden && has_router(p.layer))
+    reason = "layer " + std::to_string(p.layer) + " of this " + architecture() +
+             " model is a mixture of experts: each expert has its own hidden layer (read the routing points)";
+  if (reason.empty() && p.point == Point::ResidMid && spec_of(*this).residual == model::Residual::Parallel)
+    reason = "this " + architecture() +
+             " model computes attention and MLP in parallel from the block's input: no residual stream lies "
+             "between them (layers.{i}.output sums the input and both branches)";
   if (why_not) *why_not = reason;
   return reason.empty();
+}
+
+std::vector<int64_t> LanguageModel::point_shape(const PointId& p, int64_t B, int64_t T, int64_t past) const {
+  const auto& a = spec_of(*this);
+  if (point_info(p.point).per_layer() && (p.layer < 0 || p.layer >= a.num_layers))
+    throw Error(ErrorKind::InvalidArgument, p.name(),
+                "layer index out of range: the model has " + std::to_string(a.num_layers) + " layers");
+  std::string why_not;
+  if (!has_point(p, &why_not)) throw Error(ErrorKind::InvalidArgument, p.name(), why_not);
+  const int64_t S = past + T;
+  switch (p.point) {
+    case Point::Query: return {B, a.attn.num_heads, T, a.attn.head_dim};
+    case Point::Key: return {B, a.attn.num_kv_heads, T, a.attn.head_dim};
+    case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.value_dim()};
+    case Point::AttnScores:
+    case Point::AttnProbs: return {B, a.attn.num_heads, T, S};
+    case Point::Z: return {B, T, a.attn.num_heads, a.attn.value_dim()};
+    case Point::MlpHidden: return {B, T, a.mlp.intermediate};
+    case Point::ConvState: {
+      const auto& d = a.deltanet;
+      if (a.layers[static_cast<size_t>(p.layer)].mixer == model::Mixer::GatedDeltaNet)
+        return {B, 2 * d.key_heads * d.key_dim + d.value_heads * d.value_dim, d.conv_kernel - 1};
+      return {B, a.hidden, a.short_conv_kernel - 1};
+    }
+    case Point::RecurrentState: return {B, a.deltanet.value_heads, a.deltanet.key_dim, a.deltanet.value_dim};
+    case Point::RouterLogits: return {B * T, a.mlp.moe.num_experts};
+    case Point::ExpertIndices:
+    case Point::ExpertWeights: return {B * T, a.mlp.moe.top_k};
+    case Point::Logits: return {B, T, a.vocab};
+    default: return {B, T, a.hidden};
+  }
 }
 
 bool LanguageModel::has_attention_sinks() const { return spec_of(*this).weights.count(Weight::AttnSinks) > 0; }

@@ -47,20 +47,6 @@ double precision_of(torch::ScalarType dtype) {
   }
 }
 
-std::vector<int64_t> expected_shape(const PointId& p, const model::ArchSpec& a, int64_t B, int64_t T) {
-  switch (p.point) {
-    case Point::Query: return {B, a.attn.num_heads, T, a.attn.head_dim};
-    case Point::Key: return {B, a.attn.num_kv_heads, T, a.attn.head_dim};
-    case Point::Value: return {B, a.attn.num_kv_heads, T, a.attn.value_dim()};
-    case Point::AttnProbs: return {B, a.attn.num_heads, T, T};
-    case Point::RouterLogits: return {B * T, a.mlp.moe.num_experts};
-    case Point::ExpertIndices:
-    case Point::ExpertWeights: return {B * T, a.mlp.moe.top_k};
-    case Point::Logits: return {B, T, a.vocab};
-    default: return {B, T, a.hidden};
-  }
-}
-
 }  // namespace
 
 ValidationReport validate_model(const LanguageModel& model) {
@@ -104,7 +90,7 @@ ValidationReport validate_model(const LanguageModel& model) {
   auto expect = [&](const PointId& p) {
     const auto* t = recorder.find(p.name());
     if (!t) return shape_problems += " " + p.name() + " missing;", void();
-    auto want = expected_shape(p, spec, B, T);
+    auto want = model.point_shape(p, B, T);
     if (t->sizes().vec() != want) shape_problems += " " + p.name() + " is " + shape_text(t->sizes()) + " not " + shape_text(want) + ";";
     ++points;
   };

@@ -86,6 +86,9 @@ struct Trace::Engine : PointHooks {
     missed = passed;
     const c10::TensorImpl* handed_out = value.unsafeGetTensorImpl();
     const auto version = value._version();
+    // With autograd, a point the body reads that depends on an earlier requires_grad_()'d point is
+    // not a leaf: it keeps its .grad after backward() as the first one does, not silently none.
+    if (!passed && value.requires_grad() && !value.is_leaf()) value.retain_grad();
     fiber.suspend();
     if (abort) throw Aborted{};
     if (options.check_non_finite && (slot.unsafeGetTensorImpl() != handed_out || slot._version() != version)) {
@@ -146,8 +149,14 @@ struct Trace::Engine : PointHooks {
     c10::AutogradState::set_tls_state(body_autograd);
   }
 
-  static bool attention_point(Point p) {
-    return p == Point::Query || p == Point::Key || p == Point::Value || p == Point::AttnProbs;
+  static const char* where_to_read(Point p) {
+    if (p == Point::ConvState || p == Point::RecurrentState)
+      return "read the state points at the model's short-convolution / Gated DeltaNet layers";
+    if (p == Point::RouterLogits || p == Point::ExpertIndices || p == Point::ExpertWeights)
+      return "read the routing points at its mixture-of-experts layers";
+    if (p == Point::MlpHidden) return "read mlp_hidden at the model's dense-MLP layers";
+    if (p == Point::ResidMid) return "read layers.{i}.input, attn_output and mlp_output instead";
+    return "read this point at the model's attention layers";
   }
 
   void validate(const PointId& p) const {
@@ -155,12 +164,10 @@ struct Trace::Engine : PointHooks {
     if (point_info(p.point).per_layer() && (p.layer < 0 || p.layer >= layers))
       throw Error(ErrorKind::InvalidArgument, p.name(),
                   "layer index out of range: the model has " + std::to_string(layers) + " layers (0.." +
-                      std::to_string(layers - 1) + ")");
+                      std::to_string(layers - 1) + ", or -1..-" + std::to_string(layers) + " from the end)");
     std::string why_not;
     if (!model.has_point(p, &why_not))
-      throw Error(ErrorKind::InvalidArgument, p.name(), why_not,
-                  attention_point(p.point) ? "read this point at the model's attention layers"
-                                           : "read the routing points at its mixture-of-experts layers");
+      throw Error(ErrorKind::InvalidArgument, p.name(), why_not, where_to_read(p.point));
   }
 
   void check_thread(const std::string& what) const {
@@ -211,7 +218,12 @@ struct Trace::Engine : PointHooks {
 torch::Tensor& PointAccessor::operator[](int layer) const { return trace_->at(PointId{point_, layer}); }
 int PointAccessor::size() const { return trace_->num_layers(); }
 
-torch::Tensor& Trace::at(const PointId& point) { return engine_.request(point); }
+// Layer -1 is the last, -L the first, as in Python; other indices are left for validate() to refuse.
+int Trace::from_end(int layer) const { return layer < 0 && layer >= -num_layers() ? layer + num_layers() : layer; }
+
+torch::Tensor& Trace::at(const PointId& point) {
+  return engine_.request(point_info(point.point).per_layer() ? PointId{point.point, from_end(point.layer)} : point);
+}
 torch::Tensor& Trace::at(const std::string& name) { return at(parse_point(name)); }
 torch::Tensor& Trace::token_embeddings() { return at(PointId{Point::Embed, -1}); }
 torch::Tensor& Trace::ln_final() { return at(PointId{Point::FinalNorm, -1}); }
@@ -225,7 +237,8 @@ torch::Tensor Trace::project_on_vocab(const torch::Tensor& hidden) const { retur
 
 void Trace::steer(const std::vector<int>& layers, const torch::Tensor& vector, double factor,
                   const std::vector<int64_t>& token_positions, std::optional<int64_t> batch_index) {
-  std::vector<int> order = layers;
+  std::vector<int> order;
+  for (int layer : layers) order.push_back(from_end(layer));
   std::sort(order.begin(), order.end());
   order.erase(std::unique(order.begin(), order.end()), order.end());
   const int64_t H = engine_.model.hidden_size();
@@ -266,6 +279,8 @@ void Trace::steer(const std::vector<int>& layers, const torch::Tensor& vector, d
 void Trace::skip_layer(int layer, const torch::Tensor& with) { skip_layers(layer, layer, with); }
 
 void Trace::skip_layers(int first, int last, const torch::Tensor& with) {
+  first = from_end(first);
+  last = from_end(last);
   if (first > last) throw Error(ErrorKind::InvalidArgument, "skip_layers", "first layer " + std::to_string(first) + " is after last layer " + std::to_string(last));
   // Pause the forward at layer `first` (this also checks the index and the forward order), so the
   // skips below are in place before the layer runs.

@@ -52,6 +52,30 @@ TEST_F(MethodsCli, LogitLensWithInputsJsonAndOut) {
   EXPECT_NE(bad.out.find("no tokenizer"), std::string::npos) << bad.out;
 }
 
+TEST_F(MethodsCli, PointsSaysWhichLayersHaveEachPointWhyNotAndItsShape) {
+  // lfm2's fixture: layers 0 and 2 are short convolutions, layer 1 attention; a dense MLP.
+  const auto lfm2 = (hf_fixture_dir() / "lfm2").string();
+  auto r = nnterp_cli("points " + lfm2 + " --tokens 5 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& row : json_of(r)) by_name[row["name"]] = row;
+  StandardizedTransformer model(lfm2);
+  EXPECT_EQ(by_name["layers.{i}.q"]["layers"], nlohmann::json({1}));
+  EXPECT_NE(by_name["layers.{i}.q"]["why_not"].get<std::string>().find("short-convolution"), std::string::npos);
+  EXPECT_EQ(by_name["layers.{i}.conv_state"]["layers"], nlohmann::json({0, 2}));
+  EXPECT_FALSE(by_name["layers.{i}.recurrent_state"]["available"].get<bool>());
+  EXPECT_FALSE(by_name["layers.{i}.router_logits"]["available"].get<bool>());
+  EXPECT_EQ(by_name["layers.{i}.z"]["model_shape"].get<std::vector<int64_t>>(),
+            (std::vector<int64_t>{1, 5, model.num_heads(), model.point_shape({Point::Z, 1}, 1, 1)[3]}));
+  EXPECT_EQ(by_name["logits"]["model_shape"].get<std::vector<int64_t>>(), (std::vector<int64_t>{1, 5, model.vocab_size()}));
+  // The same as a table, with the reasons.
+  auto text = nnterp_cli("points " + lfm2);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("layers.{i}.conv_state"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("absent: this lfm2 model has no router"), std::string::npos) << text.out;
+  EXPECT_EQ(nnterp_cli("points " + lfm2 + " --batch 0").code, 1);
+}
+
 TEST_F(MethodsCli, LogitLensAndPatchscopeWithPrompts) {
   auto tiny = tiny_model_dir().string();
   auto r = nnterp_cli("logit-lens " + tiny + " --prompt \"the cat\" --prompt \"Paris is\" --layers -1");

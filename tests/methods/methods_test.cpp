@@ -55,10 +55,11 @@ TEST_P(LogitLensAllArchs, LastLayerIsNextTokenProbsAndRowsSumToOne) {
   model.trace(batch, [&](Trace& t) { expected = t.next_token_probs(); });
   EXPECT_TRUE(close(lens.probs.select(1, L - 1), expected)) << (lens.probs.select(1, L - 1) - expected).abs().max();
   EXPECT_TRUE(close(next_token_probs(model, batch), expected));
-  // The inverse lens is the lens of -h.
+  // The inverse lens is nnterp's: the final norm's output negated, then lm_head (where the final
+  // norm has a bias or lm_head one, this differs from the lens of -h).
   torch::Tensor h0;
   model.trace(batch, [&](Trace& t) { h0 = t.layers_output[0].select(1, -1).clone(); });
-  EXPECT_TRUE(close(lens.inverse_probs.select(1, 0), torch::softmax(model.project_on_vocab(-h0), -1)));
+  EXPECT_TRUE(close(lens.inverse_probs.select(1, 0), torch::softmax(model.unembed(-model.final_norm(h0)), -1)));
   // Batch size 1 gives the same (each row then runs without the batch's extra left pads), unless the
   // architecture's outputs depend on the padding as HF's do.
   if (!model.padding_dependence().empty()) return;

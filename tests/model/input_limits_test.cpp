@@ -401,9 +401,9 @@ TEST_F(InputLimits, LayerIndicesOutOfRangeInMethodsAndTrace) {
   EXPECT_ERROR(patchscope_generate(*llama, torch::zeros({1, 64}), 3, TargetPrompt{"", -1, {5, 6, 7}}, 2), ErrorKind::InvalidArgument,
                "patchscope layer", msg);
   EXPECT_ERROR(llama->trace(batch(), [](Trace& t) { t.steer({5}, torch::zeros({64})); }), ErrorKind::InvalidArgument,
-               "layers.5.output", "layer index out of range: the model has 3 layers (0..2)");
+               "layers.5.output", "layer index out of range: the model has 3 layers (0..2, or -1..-3 from the end)");
   EXPECT_ERROR(llama->trace(batch(), [](Trace& t) { t.skip_layers(1, 7); }), ErrorKind::InvalidArgument, "layers.7.output",
-               "layer index out of range: the model has 3 layers (0..2)");
+               "layer index out of range: the model has 3 layers (0..2, or -1..-3 from the end)");
   expect_still_usable();
 }
 

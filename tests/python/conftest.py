@@ -35,9 +35,11 @@ def forward_order_points(model):
     """Every point of `model` in forward order, as (dump name, reader inside a trace)."""
     points = [("embed.output", lambda: model.token_embeddings)]
     per_layer = [("input", "layers_input"), ("attn_input", "attentions_input"), ("q", "queries"), ("k", "keys"),
-                 ("v", "values"), ("attn_probs", "attention_probabilities"), ("attn_output", "attentions_output"),
-                 ("mlp_input", "mlps_input"), ("router_logits", "router_logits"), ("expert_indices", "expert_indices"),
-                 ("expert_weights", "expert_weights"), ("mlp_output", "mlps_output"),
+                 ("v", "values"), ("attn_scores", "attention_scores"), ("attn_probs", "attention_probabilities"),
+                 ("conv_state", "conv_states"), ("recurrent_state", "recurrent_states"), ("z", "z"),
+                 ("attn_output", "attentions_output"), ("resid_mid", "resid_mid"), ("mlp_input", "mlps_input"),
+                 ("router_logits", "router_logits"), ("expert_indices", "expert_indices"),
+                 ("expert_weights", "expert_weights"), ("mlp_hidden", "mlp_hidden"), ("mlp_output", "mlps_output"),
                  ("output", "layers_output")]
     for i in range(model.num_layers):
         for suffix, accessor in per_layer:

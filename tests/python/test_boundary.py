@@ -35,7 +35,7 @@ def test_wrong_shape_writes_raise_a_shape_error(default_model):
 
 def test_bad_indices_and_places(default_model):
     model = default_model
-    with pytest.raises(nnterp.InvalidArgumentError, match=r"layer index out of range: the model has 4 layers \(0\.\.3\)"):
+    with pytest.raises(nnterp.InvalidArgumentError, match=r"layer index out of range: the model has 4 layers \(0\.\.3, or -1\.\.-4 from the end\)"):
         with model.trace(PROMPT):
             model.layers_output[4]
     with pytest.raises(nnterp.InvalidArgumentError, match="out of range"):

@@ -24,7 +24,8 @@ def test_logit_lens_is_each_layers_projection_of_the_last_token(default_model):
     assert probs.shape == (3, model.num_layers, model.vocab_size)
     hidden = last_token_outputs(model, PROMPTS).transpose(0, 1)  # [batch, layers, hidden]
     assert torch.allclose(probs, torch.softmax(model.project_on_vocab(hidden), -1), atol=1e-6)
-    assert torch.allclose(inverse, torch.softmax(model.project_on_vocab(-hidden), -1), atol=1e-6)
+    # nnterp's definition: the negation comes after the final norm.
+    assert torch.allclose(inverse, torch.softmax(model.lm_head(-model.ln_final(hidden)), -1), atol=1e-6)
     with model.trace(PROMPTS):
         next_probs = model.next_token_probs.save()
     assert torch.allclose(probs[:, -1], next_probs, atol=1e-6)  # the last layer is the model's own

@@ -17,6 +17,8 @@ def test_every_accessor_equals_the_cpp_trace_bit_for_bit(arch):
     assert set(values) == set(expected)
     for name, value in values.items():
         assert value.dtype == expected[name].dtype and value.shape == expected[name].shape, name
+        batch, tokens = inputs["input_ids"].shape
+        assert value.shape == model.point_shape(name, batch, tokens), f"{arch}: {name} vs its point_shape"
         assert torch.equal(value, expected[name]), f"{arch}: {name} differs from the C++ trace's value"
     assert torch.equal(tracer.output, expected["logits"])
 
@@ -127,6 +129,34 @@ def test_gradients_inside_and_after_the_block(default_model):
         logits = model.logits.save()
     logits[0, -1, 42].backward()  # after the block: the graph outlives it
     assert torch.allclose(h.grad, reference.grad, atol=1e-6)
+
+
+def test_every_point_read_with_grad_gets_its_gradient(default_model):
+    # Layer 0 and the last layer both requires_grad_(): the last depends on layer 0, so it is no
+    # leaf, yet its .grad is there and equals the one it gets when read alone.
+    model, last = default_model, default_model.num_layers - 1
+    with model.trace("The capital of France is", grad=True):
+        h0 = model.layers_output[0]
+        h0.requires_grad_(True)
+        h_last = model.layers_output[last]
+        h_last.requires_grad_(True)
+        model.logits[0, -1, 42].backward()
+    with model.trace("The capital of France is", grad=True):
+        alone = model.layers_output[last]
+        alone.requires_grad_(True)
+        model.logits[0, -1, 42].backward()
+    assert h0.grad is not None and h_last.grad is not None
+    assert torch.allclose(h_last.grad, alone.grad, atol=1e-7)
+
+
+def test_points_say_from_the_config_which_exist_and_their_shape():
+    model = hf_model("lfm2")  # layers 0 and 2: short convolutions; layer 1: attention
+    assert model.supports("layers.1.attn_scores") and not model.supports("layers.0.attn_scores")
+    assert "short-convolution" in model.why_not("layers.0.z")
+    assert model.why_not("layers.1.z") == ""
+    assert model.point_shape("layers.1.attn_scores", 2, 5, past=3) == (2, model.num_heads, 5, 8)
+    with pytest.raises(nnterp.InvalidArgumentError, match="layers.0.q"):
+        model.point_shape("layers.0.q", 1, 1)
 
 
 def test_grad_mode_is_restored_after_the_block(default_model):

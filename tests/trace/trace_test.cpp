@@ -256,6 +256,29 @@ TEST_F(TraceErrors, BadLayerIndexNamesThePointAndTheRange) {
   expect_model_still_works();
 }
 
+TEST_F(TraceErrors, NegativeLayerIndicesCountFromTheEnd) {
+  // llama's fixture has 3 layers: -1 is layer 2, -3 layer 0; -4 is out of range.
+  model->trace(batch(), [&](Trace& t) {
+    EXPECT_TRUE(t.layers_input[-3].is_same(t.layers_input[0]));
+    EXPECT_TRUE(t.layers_output[-1].is_same(t.layers_output[2]));
+  });
+  // Steering and skipping take them too: layer -1 skipped outputs its input.
+  torch::Tensor input_of_last, output_of_last;
+  model->trace(batch(), [&](Trace& t) {
+    t.skip_layer(-1);
+    input_of_last = t.layers_input[2].clone();
+    output_of_last = t.layers_output[2].clone();
+  });
+  EXPECT_TRUE(torch::equal(input_of_last, output_of_last));
+  try {
+    model->trace(batch(), [&](Trace& t) { t.layers_output[-4]; });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.subject(), "layers.-4.output");
+    EXPECT_NE(e.message().find("or -1..-3 from the end"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TraceErrors, RouterLogitsOnADenseModelIsAClearError) {
   try {
     model->trace(batch(), [&](Trace& t) { t.router_logits[0]; });
@@ -331,6 +354,70 @@ TEST(TraceShortConv, AttentionPointsOfAConvolutionLayerAreAClearErrorAndItsOutpu
     EXPECT_EQ(t.attention_probabilities[1].size(1), model.num_heads());
   });
 }
+
+// A layer without attention remembers the past only through its state, now points: read without a
+// cache they are what a cache keeps, and a write becomes the layer's memory for the next step.
+class TraceStates : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TraceStates, ReadWithoutACacheTheyAreTheCachesAndAWriteBecomesTheLayersMemory) {
+  Fixture fx(GetParam());  // layer 0 is a short convolution (lfm2) or a Gated DeltaNet (qwen3_next)
+  StandardizedTransformer model(fx.dir.string());
+  const bool deltanet = GetParam() == "qwen3_next";
+  const auto a = torch::arange(3, 9, torch::kInt64).view({1, 6}), b = torch::arange(20, 26, torch::kInt64).view({1, 6});
+  const auto next_token = torch::full({1, 1}, 7, torch::kInt64);
+
+  torch::Tensor conv_a, recurrent_a;
+  model.trace(TokenBatch{a, torch::ones_like(a)}, [&](Trace& t) {
+    conv_a = t.conv_states[0].clone();
+    if (deltanet) recurrent_a = t.recurrent_states[0].clone();
+  });
+  EXPECT_EQ(conv_a.dim(), 3);
+  EXPECT_EQ(conv_a.scalar_type(), model.dtype());
+  if (deltanet) EXPECT_EQ(recurrent_a.scalar_type(), torch::kFloat32);
+
+  // The prompt with a cache (its state points read there, or replaced by `patch`), then one more
+  // token: what layer 0's mixer outputs for it, and the prompt's logits.
+  struct Run { torch::Tensor conv, recurrent, prompt_logits, next_mixer_output; };
+  auto run = [&](const torch::Tensor& prompt, bool patch) {
+    Run r;
+    KVCache cache;
+    r.prompt_logits = run_trace(model, ForwardInput{prompt, torch::ones_like(prompt), {}, &cache}, [&](Trace& t) {
+      if (patch) t.conv_states[0] = conv_a.clone();
+      r.conv = t.conv_states[0].clone();
+      if (deltanet && patch) t.recurrent_states[0] = recurrent_a.clone();
+      if (deltanet) r.recurrent = t.recurrent_states[0].clone();
+    });
+    run_trace(model, ForwardInput{next_token, torch::ones({1, prompt.size(1) + 1}, torch::kInt64), {}, &cache},
+              [&](Trace& t) { r.next_mixer_output = t.attentions_output[0].clone(); });
+    return r;
+  };
+  const Run with_a = run(a, false), with_b = run(b, false), b_given_a = run(b, true);
+  // Read without a cache = what the cache keeps.
+  EXPECT_TRUE(torch::allclose(conv_a, with_a.conv, 0, 1e-6));
+  if (deltanet) EXPECT_TRUE(torch::allclose(recurrent_a, with_a.recurrent, 0, 1e-6));
+  // A's state written into B's cache: layer 0 continues from A's past (its input, the new token's
+  // embedding, is the same), unlike B's own; B's prompt pass itself is unchanged by the write.
+  EXPECT_TRUE(torch::allclose(b_given_a.next_mixer_output, with_a.next_mixer_output, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(with_b.next_mixer_output, with_a.next_mixer_output, 1e-3, 1e-4));
+  EXPECT_TRUE(torch::equal(b_given_a.prompt_logits, with_b.prompt_logits));
+
+  // The state points exist only where the mixer has that state, said before the forward runs.
+  std::vector<std::pair<PointId, std::string>> absent = {
+      {{Point::ConvState, deltanet ? 2 : 1}, "its memory is the KV cache"}};  // lfm2's layer 1, qwen3_next's 2
+  if (!deltanet) absent.push_back({{Point::RecurrentState, 0}, "its only state is the convolution's"});
+  for (const auto& [point, reason] : absent) {
+    EXPECT_FALSE(model.has_point(point));
+    try {
+      model.trace(TokenBatch{a, torch::ones_like(a)}, [&](Trace& t) { t.at(point); });
+      FAIL() << "no error for " << point.name();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.subject(), point.name());
+      EXPECT_NE(e.message().find(reason), std::string::npos) << e.what();
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HF, TraceStates, ::testing::Values("lfm2", "qwen3_next"), [](const auto& info) { return info.param; });
 
 TEST_F(TraceErrors, ExceptionInBodyPropagatesAndLeavesNoThread) {
   const int threads_before = thread_count();
@@ -442,15 +529,15 @@ TEST_F(TraceErrors, NoGradGuardInTheBodyDoesNotCutTheForwardGraph) {
 }
 
 TEST_F(TraceErrors, NonFiniteWarningNamesTheFirstPointAfterAnEdit) {
-  // Finite edits whose sum overflows: layer 1's residual (input + attention output) becomes Inf,
-  // and its pre-MLP RMSNorm turns that into NaN (Inf · rsqrt(Inf) = Inf · 0).
+  // Finite edits whose sum overflows: layer 1's residual (input + attention output, resid_mid)
+  // becomes Inf, the first non-finite point after the edit.
   ::testing::internal::CaptureStderr();
   model->trace(batch(), [&](Trace& t) {
     t.layers_output[0].fill_(3e38);
     t.attentions_output[1] = torch::full_like(t.attentions_output[1], 3e38);
   });
   const auto err = ::testing::internal::GetCapturedStderr();
-  EXPECT_NE(err.find("NaN/Inf first appears at layers.1.mlp_input (first at index [0, 0, 0]), after the trace body "
+  EXPECT_NE(err.find("NaN/Inf first appears at layers.1.resid_mid (first at index [0, 0, 0]), after the trace body "
                      "edited layers.1.attn_output"), std::string::npos) << err;
   expect_model_still_works();
 }
@@ -473,6 +560,34 @@ TEST_F(TraceErrors, NonFiniteCheckCanBeTurnedOffAndIsSilentForFiniteEdits) {
   model->trace(batch(), [&](Trace& t) { t.steer({0, 1}, torch::ones({model->hidden_size()}), 2.0); });
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   EXPECT_TRUE(torch::isnan(nan_logits).any().item<bool>());
+}
+
+TEST_F(TraceErrors, EveryPointReadWithGradGetsItsGradient) {
+  // Layers 0 and 2 both read with requires_grad_(): layer 2 depends on layer 0, so it is no leaf,
+  // yet its .grad is there, equal to the one it gets when it is read alone.
+  const int64_t T = fx->input_ids.size(1), token = 7;
+  TraceOptions with_grad;
+  with_grad.grad = true;
+  auto metric = [&](Trace& t) { return t.logits().select(1, T - 1).select(1, token).sum(); };
+  torch::Tensor grad0, grad2, grad2_alone;
+  model->trace(batch(), [&](Trace& t) {
+    auto& h0 = t.layers_output[0];
+    h0.requires_grad_(true);
+    auto& h2 = t.layers_output[2];
+    h2.requires_grad_(true);
+    metric(t).backward();
+    grad0 = h0.grad();
+    grad2 = h2.grad();
+  }, with_grad);
+  model->trace(batch(), [&](Trace& t) {
+    auto& h2 = t.layers_output[2];
+    h2.requires_grad_(true);
+    metric(t).backward();
+    grad2_alone = h2.grad();
+  }, with_grad);
+  ASSERT_TRUE(grad0.defined() && grad2.defined());
+  EXPECT_TRUE(torch::allclose(grad2, grad2_alone, 1e-6, 1e-8));
+  EXPECT_GT(grad0.abs().max().item<double>(), 0.0);
 }
 
 TEST_F(TraceErrors, GradientMatchesFiniteDifference) {

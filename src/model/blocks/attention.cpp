@@ -60,7 +60,7 @@ Heads latent_heads(const AttentionSpec& spec, const AttentionWeights& w, const t
     k_rope = rotate_latent_rope(m, k_rope, *rotary);
   }
   return {torch::cat({q.narrow(-1, 0, nope), q_rope}, -1),
-          torch::cat({kv.narrow(-1, 0, nope), k_rope.expand({B, H, T, rope})}, -1), kv.narrow(-1, nope, vd)};
+          torch::cat({kv.narrow(-1, 0, nope), k_rope.expand({B, H, T, rope})}, -1), kv.narrow(-1, nope, vd), {}};
 }
 
 // q, k, v from the fused [q | k | v] projection, with the optional clip, QK-norms and rotary.
@@ -143,12 +143,15 @@ torch::Tensor attention(const AttentionSpec& spec, const AttentionWeights& w, co
     add_bias(scores, *ctx.alibi);
   }
   add_bias(scores, *ctx.mask);
+  tap(Point::AttnScores, ctx.layer, scores);
   auto probs = (w.sinks.defined() ? softmax_with_sinks(scores, w.sinks) : torch::softmax(scores, -1, torch::kFloat32))
                    .to(q.scalar_type());
   tap(Point::AttnProbs, ctx.layer, probs);
-  auto context = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H * v.size(-1)});
-  if (gate.defined()) context = context * elementwise(gate, [](const torch::Tensor& t) { return torch::sigmoid(t); });
-  return dense(context, w.o_w, w.o_b);
+  const int64_t dv = v.size(-1);
+  auto z = unfold(product(fold(probs), v)).transpose(1, 2).reshape({B, T, H, dv});
+  if (gate.defined()) z = z * elementwise(gate, [](const torch::Tensor& t) { return torch::sigmoid(t); }).view({B, T, H, dv});
+  tap(Point::Z, ctx.layer, z);
+  return dense(z.reshape({B, T, H * dv}), w.o_w, w.o_b);
 }
 
 }  // namespace nnterp::model

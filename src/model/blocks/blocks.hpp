@@ -151,6 +151,8 @@ struct MlpWeights {
 };
 // A plain or gated MLP as `spec` describes it (its kind is `kind`: an MoE's experts are Gated).
 torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x);
+// Its neurons, the input of the down projection: mlp() = dense(mlp_hidden(), down).
+torch::Tensor mlp_hidden(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x);
 // softmax over the keys and one sink logit per head (sinks [heads]) for scores [B, heads, T, S],
 // in float32: the keys' probabilities, which sum to less than 1.
 torch::Tensor softmax_with_sinks(const torch::Tensor& scores, const torch::Tensor& sinks);

@@ -17,17 +17,20 @@ torch::Tensor clamped_swiglu(const torch::Tensor& gate, const torch::Tensor& up,
 
 }  // namespace
 
-torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x) {
+torch::Tensor mlp_hidden(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x) {
   auto act = [&](const torch::Tensor& t) {
     return spec.activation == Activation::Xielu ? xielu(t, w.xielu) : activate(t, spec.activation);
   };
-  if (kind == MlpKind::Plain) return dense(act(dense(x, w.up_w, w.up_b)), w.down_w, w.down_b);
+  if (kind == MlpKind::Plain) return act(dense(x, w.up_w, w.up_b));
   auto gate_up = dense(x, w.gate_up_w, w.gate_up_b);
   const int64_t inter = gate_up.size(-1) / 2;
   auto gate = spec.gate_up_interleaved ? gate_up.slice(-1, 0, 2 * inter, 2) : gate_up.narrow(-1, 0, inter);
   auto up = spec.gate_up_interleaved ? gate_up.slice(-1, 1, 2 * inter, 2) : gate_up.narrow(-1, inter, inter);
-  auto hidden = spec.swiglu_limit > 0 ? clamped_swiglu(gate, up, spec.swiglu_limit) : act(gate) * up;
-  return dense(hidden, w.down_w, w.down_b);
+  return spec.swiglu_limit > 0 ? clamped_swiglu(gate, up, spec.swiglu_limit) : act(gate) * up;
+}
+
+torch::Tensor mlp(MlpKind kind, const MlpSpec& spec, const MlpWeights& w, const torch::Tensor& x) {
+  return dense(mlp_hidden(kind, spec, w, x), w.down_w, w.down_b);
 }
 
 namespace {
