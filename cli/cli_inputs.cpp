@@ -1,5 +1,8 @@
 #include "cli_inputs.hpp"
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "nnterp/error.hpp"
 #include "nnterp/inputs.hpp"
 #include "nnterp/safetensors.hpp"
@@ -56,6 +59,21 @@ void write_results(const std::string& path, const std::vector<std::pair<std::str
   for (const auto& [name, t] : tensors)
     out.emplace_back(name, t.is_floating_point() ? t.to(torch::kFloat32).contiguous() : t.contiguous());
   io::save_safetensors(path, out, {{"model", model.path().string()}, {"architecture", model.architecture()}, {"command", command}});
+}
+
+int64_t answer_token(const StandardizedTransformer& model, const std::string& word, int64_t id, const char* flag) {
+  if (id >= 0 && !word.empty())
+    throw Error(ErrorKind::InvalidArgument, flag, "given both as a word and as an id", "use one of them");
+  if (id >= 0) return id;
+  if (word.empty()) throw Error(ErrorKind::InvalidArgument, flag, "missing", std::string("give ") + flag + " WORD or " + flag + "-id N");
+  if (!model.tokenizer())
+    throw Error(ErrorKind::InvalidArgument, flag, "the model has no tokenizer", std::string("give the token id with ") + flag + "-id N");
+  auto ids = model.tokenizer()->encode_ids(word, false);
+  if (ids.empty()) throw Error(ErrorKind::Tokenizer, flag, "'" + word + "' tokenizes to nothing");
+  if (ids.size() > 1)
+    fmt::print(stderr, "nnterp: note: {} '{}' is {} tokens; using the first, {}\n", flag, word, ids.size(),
+               nlohmann::json(model.tokenizer()->decode({ids[0]})).dump());
+  return ids[0];
 }
 
 Point parse_point_kind(const std::string& name) {

@@ -38,6 +38,10 @@ std::vector<std::pair<int64_t, double>> top_k(const torch::Tensor& probs, int64_
 void write_results(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                    const StandardizedTransformer& model, const std::string& command);
 
+// A token given as a word (its first token; a note on stderr when it has several) or as an id, by
+// the flag `flag` (and `flag`-id): exactly one of them.
+int64_t answer_token(const StandardizedTransformer& model, const std::string& word, int64_t id, const char* flag);
+
 // A per-layer point kind: "layers.{i}.attn_output", "attn_output" or the trace name "attentions_output".
 Point parse_point_kind(const std::string& name);
 

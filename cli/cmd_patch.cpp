@@ -1,6 +1,7 @@
 // nnterp patch MODEL --prompt CLEAN --corrupted-prompt CORRUPTED --correct " Paris" --incorrect " Rome":
 // activation patching (as TransformerLens' patching tools): the logit difference after patching
-// each layer × position (× head) of the clean run into the corrupted run.
+// each layer × position (× head) of the clean run into the corrupted run; with --method atp, its
+// first-order estimate from one forward + backward (attribution patching).
 #include <fmt/format.h>
 
 #include "cli_inputs.hpp"
@@ -15,26 +16,11 @@ namespace nnterp::cli {
 
 struct PatchCmd : CommonOptions {
   PromptSource clean, corrupted;
-  std::string point = "layers.{i}.output", layers, correct, incorrect, out;
+  std::string point = "layers.{i}.output", layers, correct, incorrect, out, method = "exact";
   std::vector<int64_t> positions;
   int64_t correct_id = -1, incorrect_id = -1, batch_size = 32;
   bool all_positions = false, no_per_head = false, normalized = false;
 };
-
-static int64_t answer_token(const StandardizedTransformer& model, const std::string& word, int64_t id, const char* flag) {
-  if (id >= 0 && !word.empty())
-    throw Error(ErrorKind::InvalidArgument, flag, "given both as a word and as an id", "use one of them");
-  if (id >= 0) return id;
-  if (word.empty()) throw Error(ErrorKind::InvalidArgument, flag, "missing", std::string("give ") + flag + " WORD or " + flag + "-id N");
-  if (!model.tokenizer())
-    throw Error(ErrorKind::InvalidArgument, flag, "the model has no tokenizer", std::string("give the token id with ") + flag + "-id N");
-  auto ids = model.tokenizer()->encode_ids(word, false);
-  if (ids.empty()) throw Error(ErrorKind::Tokenizer, flag, "'" + word + "' tokenizes to nothing");
-  if (ids.size() > 1)
-    fmt::print(stderr, "nnterp: note: {} '{}' is {} tokens; using the first, {}\n", flag, word, ids.size(),
-               nlohmann::json(model.tokenizer()->decode({ids[0]})).dump());
-  return ids[0];
-}
 
 static void run_patch(const PatchCmd& o) {
   auto model = load_model(o);
@@ -55,6 +41,7 @@ static void run_patch(const PatchCmd& o) {
     corrupted = resolve_prompts(o.corrupted, "corrupted prompts");
   }
   PatchingOptions po;
+  po.method = o.method == "atp" ? PatchMethod::Attribution : PatchMethod::Activation;
   po.point = parse_point_kind(o.point);
   po.layers = parse_layers(o.layers, model);
   po.per_position = !o.all_positions;
@@ -89,6 +76,7 @@ static void run_patch(const PatchCmd& o) {
       return j;
     };
     nlohmann::json j{{"model", model.path().string()},
+                     {"method", o.method},
                      {"point", point_info(po.point).pattern},
                      {"dims", r.dims},
                      {"layers", r.layers},
@@ -102,7 +90,8 @@ static void run_patch(const PatchCmd& o) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
-  fmt::print("point {}  metric: logit[{}] - logit[{}]  clean {:.4f}  corrupted {:.4f}{}\n", point_info(po.point).pattern,
+  fmt::print("{}point {}  metric: logit[{}] - logit[{}]  clean {:.4f}  corrupted {:.4f}{}\n",
+             o.method == "atp" ? "attribution patching (first-order estimates)  " : "", point_info(po.point).pattern,
              token_display(model, c), token_display(model, w), r.clean_metric, r.corrupted_metric,
              o.normalized ? "  (normalized: 1 = clean, 0 = corrupted)" : "");
   // One row per layer (and head); columns are positions, or a single value.
@@ -134,9 +123,14 @@ static CommandRegistration patch_command(60, [](CLI::App& app) {
   cmd->add_option("--correct-id", o->correct_id, "the correct answer as a token id");
   cmd->add_option("--incorrect-id", o->incorrect_id, "the incorrect answer as a token id");
   cmd->add_option("--point", o->point,
-                  "what to patch: output (default, resid_post), input (resid_pre), attn_output, mlp_output, or per head q, k, v, attn_probs");
+                  "what to patch: output (default, resid_post), input (resid_pre), attn_output, resid_mid, mlp_output, or per head "
+                  "q, k, v, attn_probs, z");
   cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--positions", o->positions, "positions (columns, negative from the end; default all)")->delimiter(',');
+  cmd->add_option("--method", o->method,
+                  "exact (default: run every patch) or atp (attribution patching: every cell estimated to first order from "
+                  "one forward + backward; fast on big grids)")
+      ->check(CLI::IsMember({"exact", "atp"}));
   cmd->add_flag("--all-positions", o->all_positions, "patch every position at once (no position axis)");
   cmd->add_flag("--no-per-head", o->no_per_head, "for q/k/v/attn_probs: patch all heads at once");
   cmd->add_flag("--normalized", o->normalized, "show (value - corrupted) / (clean - corrupted)");
@@ -146,7 +140,9 @@ static CommandRegistration patch_command(60, [](CLI::App& app) {
   cmd->footer("Examples:\n  nnterp patch gpt2 --prompt \"The Eiffel Tower is in\" --corrupted-prompt \"The Colosseum is in\" "
               "--correct \" Paris\" --incorrect \" Rome\"\n"
               "  nnterp patch path/to/model --inputs clean.safetensors --corrupted-inputs corrupted.safetensors "
-              "--correct-id 11 --incorrect-id 12 --point attn_output --json");
+              "--correct-id 11 --incorrect-id 12 --point attn_output --json\n"
+              "  nnterp patch --prompt \"The capital of France is\" --corrupted-prompt \"The capital of Spain is\" "
+              "--correct \" Paris\" --incorrect \" Madrid\" --method atp");
   cmd->callback([o] { run_patch(*o); });
 });
 

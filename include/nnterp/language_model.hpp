@@ -137,6 +137,16 @@ class LanguageModel {
   // lm_head with the final scaling / soft-cap (what the `logits` point holds).
   torch::Tensor final_norm(const torch::Tensor& hidden) const;
   torch::Tensor unembed(const torch::Tensor& normed) const;
+  // The final norm as a linear map with its scale frozen at `hidden` [..., H] (LayerNorm: its
+  // centring too), applied to `parts` [..., n, H], float64, without its bias: when the parts sum to
+  // `hidden`, their images sum to final_norm(hidden) minus the norm's bias (direct logit attribution,
+  // as TransformerLens freezes the final LayerNorm's scale).
+  torch::Tensor final_norm_linear(const torch::Tensor& hidden, const torch::Tensor& parts) const;
+  // What unembed applies after lm_head: logits × logit_scale (1 for most; Cohere's logit_scale,
+  // 1 / Granite's logits_scaling), then final_softcap · tanh(logits / final_softcap) when it is > 0
+  // (Gemma-2).
+  double logit_scale() const;
+  double final_softcap() const;
 
   // The tokenizer from the model folder (tokenizer.json); null when the folder has none.
   const Tokenizer* tokenizer() const;

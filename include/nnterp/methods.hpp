@@ -187,6 +187,36 @@ torch::Tensor steering_vectors(const StandardizedTransformer& model, const Trace
 torch::Tensor steering_vector(const StandardizedTransformer& model, const TraceInput& positive, const TraceInput& negative,
                               int layer, const SteeringVectorOptions& options = {});
 
+// ---- direct logit attribution ----------------------------------------------------------------
+
+// A target token's logit at one position, decomposed into what each part of the residual stream
+// writes there: the embedding (with positions), each layer's attention and MLP, and the biases
+// after the stream (the final norm's and lm_head's). The final norm is frozen at the real stream's
+// scale (TransformerLens's convention), which makes it linear: the components sum exactly (up to
+// float rounding) to the target's logit before any final soft-cap. Components come from the
+// stream's own increments (resid_mid − input, output − resid_mid), so post-norms and residual
+// multipliers are included as the model applies them; in a parallel block, attention is attn_output
+// and the MLP the rest of the block's increment.
+struct DlaOptions {
+  int64_t idx = -1;          // the token (negative from the last, non-negative from the first)
+  int64_t batch_size = 32;   // prompts per forward
+};
+struct DlaResult {
+  std::vector<std::string> components;  // "embed", "layers.0.attn", "layers.0.mlp", ..., "bias"
+  torch::Tensor values;        // float64 [prompts, components]
+  torch::Tensor logits;        // float64 [prompts]: Σ values = the target's logit before a final soft-cap
+  torch::Tensor model_logits;  // float64 [prompts]: the model's logit for the target (after any soft-cap)
+  std::vector<int64_t> targets;  // per prompt
+};
+// `targets`: one token id for every prompt, or one per prompt.
+DlaResult direct_logit_attribution(const StandardizedTransformer& model, const TraceInput& prompts,
+                                   const std::vector<int64_t>& targets, const DlaOptions& options = {});
+
+// Each head's write into layer `layer`'s attention output (TransformerLens's hook_result), from
+// that layer's z [B, T, heads, d_v] (read in a trace): [B, T, heads, hidden] = z_h @ W_O[h], in z's
+// dtype; summed over heads, plus b_O, it is attn_output (Bloom's module adds the residual too).
+torch::Tensor head_results(const StandardizedTransformer& model, int layer, const torch::Tensor& z);
+
 // ---- tables ----------------------------------------------------------------------------------
 
 // A table cell: empty, a text, a number, or a list of texts or of token ids.

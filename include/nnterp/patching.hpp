@@ -33,7 +33,14 @@ PatchMetric logit_diff_metric(int64_t correct, int64_t incorrect);
 // Per-row answer tokens: correct [B], incorrect [B] (int64).
 PatchMetric logit_diff_metric(const torch::Tensor& correct, const torch::Tensor& incorrect);
 
+// Activation: each patch is run (one forward per patch, several per pass). Attribution (AtP): the
+// first-order estimate of every patch from one clean forward and one corrupted forward + backward,
+// (a_clean − a_corrupted) · ∂metric/∂a at the corrupted run (Nanda; Kramár et al. 2024): cheap at any
+// grid size, exact for a metric linear in the activation, an approximation otherwise.
+enum class PatchMethod { Activation, Attribution };
+
 struct PatchingOptions {
+  PatchMethod method = PatchMethod::Activation;
   Point point = Point::LayerOutput;
   std::vector<int> layers;         // empty: every layer
   bool per_position = true;        // a grid axis over positions; false: patch every position at once
@@ -54,7 +61,11 @@ struct PatchingResult {
 };
 
 // Clean and corrupted inputs must tokenize to the same shape and mask (positions correspond).
+// With options.method = Attribution this is attribution_patching.
 PatchingResult activation_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
                                    const PatchingOptions& options);
+// Attribution patching (AtP) over the same grid: values estimate activation_patching's.
+PatchingResult attribution_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
+                                    const PatchingOptions& options);
 
 }  // namespace nnterp

@@ -100,4 +100,14 @@ def steer(nn_model: StandardizedTransformer, layers, steering_vector, factor=1, 
     nn_model.steer(layers, steering_vector, factor, token_positions=position)
 
 
-__all__ = ["logit_lens", "TargetPrompt", "repeat_prompt", "TargetPromptBatch", "patchscope_lens", "steer"]
+def direct_logit_attribution(nn_model: StandardizedTransformer, prompts, target, idx=-1, batch_size=32):
+    """The logit of ``target`` (a token id, or one per prompt) at token ``idx`` split over the
+    embedding and each layer's attention and MLP, with the final norm frozen at its scale: a dict
+    with ``components`` (names), ``values`` [prompts, components] (float64), ``logits`` (their sum,
+    the logit before any final soft-cap) and ``model_logits``."""
+    targets = [int(target)] if isinstance(target, int) else [int(t) for t in target]
+    return _nnterp.direct_logit_attribution(nn_model._engine, prompts, targets, idx, batch_size)
+
+
+__all__ = ["logit_lens", "TargetPrompt", "repeat_prompt", "TargetPromptBatch", "patchscope_lens", "steer",
+           "direct_logit_attribution"]

@@ -38,15 +38,17 @@ def logit_diff_metric(correct, incorrect):
 
 
 def activation_patching(model, clean, corrupted, metric, point="layers_output", layers=None, per_position=True,
-                        positions=None, per_head=True, batch_size=32):
+                        positions=None, per_head=True, batch_size=32, method="exact"):
     """Runs ``corrupted`` with one activation (``point`` at one layer, one position, one head for
     queries/keys/values/attention_probabilities) replaced by its value in ``clean``, over the grid
     of layers × positions (× heads), and measures ``metric(last_logits [B, vocab]) -> scalar``.
-    Clean and corrupted must tokenize to the same shape."""
+    Clean and corrupted must tokenize to the same shape. ``method="atp"``: attribution patching,
+    every cell's first-order estimate from one forward + backward (the metric must be
+    differentiable torch code)."""
     if isinstance(metric, tuple):
         metric = logit_diff_metric(*metric)
     r = _nnterp.activation_patching(model._engine, clean, corrupted, metric, _point(point), list(layers or []),
-                                    per_position, list(positions or []), per_head, batch_size)
+                                    per_position, list(positions or []), per_head, batch_size, method)
     return PatchingResult(**r)
 
 

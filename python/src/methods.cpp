@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "nnterp/error.hpp"
 #include "nnterp/methods.hpp"
 
 namespace nnterp::python {
@@ -132,9 +133,13 @@ void bind_methods(py::module_& m) {
   });
   m.def("activation_patching", [](const Model& model, const py::handle& clean, const py::handle& corrupted,
                                   PatchMetric metric, Point point, const std::vector<int>& layers, bool per_position,
-                                  const std::vector<int64_t>& positions, bool per_head, int64_t batch_size) {
+                                  const std::vector<int64_t>& positions, bool per_head, int64_t batch_size,
+                                  const std::string& method) {
     auto clean_input = trace_input(clean), corrupted_input = trace_input(corrupted);
     PatchingOptions o;
+    if (method != "exact" && method != "atp")
+      throw Error(ErrorKind::InvalidArgument, "method", "unknown patching method '" + method + "'", "use \"exact\" or \"atp\"");
+    o.method = method == "atp" ? PatchMethod::Attribution : PatchMethod::Activation;
     o.point = point, o.layers = layers, o.per_position = per_position, o.positions = positions;
     o.per_head = per_head, o.metric = std::move(metric), o.batch_size = batch_size;
     PatchingResult r;
@@ -145,6 +150,20 @@ void bind_methods(py::module_& m) {
     return py::dict(py::arg("values") = r.values, py::arg("normalized") = r.normalized(), py::arg("dims") = r.dims,
                     py::arg("layers") = r.layers, py::arg("positions") = r.positions,
                     py::arg("clean_metric") = r.clean_metric, py::arg("corrupted_metric") = r.corrupted_metric);
+  });
+
+  m.def("direct_logit_attribution", [](const Model& model, const py::handle& prompts, const std::vector<int64_t>& targets,
+                                       int64_t idx, int64_t batch_size) {
+    auto input = trace_input(prompts);
+    DlaOptions o;
+    o.idx = idx, o.batch_size = batch_size;
+    DlaResult r;
+    {
+      py::gil_scoped_release unlocked;
+      r = direct_logit_attribution(model, input, targets, o);
+    }
+    return py::dict(py::arg("components") = r.components, py::arg("values") = r.values, py::arg("logits") = r.logits,
+                    py::arg("model_logits") = r.model_logits, py::arg("targets") = r.targets);
   });
 
   py::class_<Prompt>(m, "Prompt", "A prompt with target tokens per category (nnterp::Prompt).")

@@ -64,7 +64,7 @@ inline void check_batch_size(int64_t batch_size, const char* what = "batch_size"
 // Points of shape [B, T, H] (what the activation methods read).
 inline bool is_residual_shaped(Point p) {
   return p == Point::LayerInput || p == Point::LayerOutput || p == Point::AttnInput || p == Point::AttnOutput ||
-         p == Point::MlpInput || p == Point::MlpOutput;
+         p == Point::ResidMid || p == Point::MlpInput || p == Point::MlpOutput;
 }
 
 inline void check_residual_point(Point p, const char* what = "point") {
@@ -72,7 +72,7 @@ inline void check_residual_point(Point p, const char* what = "point") {
     throw Error(ErrorKind::InvalidArgument, what,
                 std::string("'") + point_info(p).pattern + "' is not a per-layer [batch, tokens, hidden] point",
                 "use layers.{i}.input, layers.{i}.output, layers.{i}.attn_input, layers.{i}.attn_output, "
-                "layers.{i}.mlp_input or layers.{i}.mlp_output");
+                "layers.{i}.resid_mid, layers.{i}.mlp_input or layers.{i}.mlp_output");
 }
 
 // Sorted, de-duplicated copy (the order a trace must visit layers in).

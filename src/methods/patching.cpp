@@ -1,5 +1,6 @@
 // Activation patching over a grid of layers × (heads ×) positions, several patches per forward pass.
 #include <algorithm>
+#include <map>
 
 #include "core/tensor_text.hpp"
 #include "methods/method_utils.hpp"
@@ -44,63 +45,110 @@ torch::Tensor PatchingResult::normalized() const {
 
 namespace {
 
-bool is_head_point(Point p) { return p == Point::Query || p == Point::Key || p == Point::Value || p == Point::AttnProbs; }
+bool is_head_point(Point p) {
+  return p == Point::Query || p == Point::Key || p == Point::Value || p == Point::AttnProbs || p == Point::Z;
+}
+// Where the heads are in a [B, ...] activation: [B, heads, T, ·], or z's [B, T, heads, d_v].
+int64_t head_dim_of(Point p) { return p == Point::Z ? 2 : 1; }
 
 struct PatchJob {
   int layer;
   int64_t head = -1, position = -1;
 };
 
-}  // namespace
+// What both kinds of patching check and prepare: the options, the two batches (same shape and
+// padding), the layers and the position columns.
+struct PatchSetup {
+  TokenBatch clean, corrupted;
+  bool heads = false, per_head = false, per_position = true;
+  int64_t B = 0, T = 0;
+};
 
-PatchingResult activation_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
-                                   const PatchingOptions& options) {
+PatchSetup prepare_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
+                            const PatchingOptions& options, PatchingResult& result) {
   methods_detail::check_batch_size(options.batch_size);
   if (!options.metric)
     throw Error(ErrorKind::InvalidArgument, "PatchingOptions::metric", "no metric given",
                 "e.g. options.metric = logit_diff_metric(correct_token, incorrect_token)");
-  const Point point = options.point;
-  const bool heads = is_head_point(point);
-  if (!heads && !methods_detail::is_residual_shaped(point))
+  PatchSetup s;
+  s.heads = is_head_point(options.point);
+  if (!s.heads && !methods_detail::is_residual_shaped(options.point))
     throw Error(ErrorKind::InvalidArgument, "PatchingOptions::point",
-                std::string("cannot patch '") + point_info(point).pattern + "'",
-                "patch layers.{i}.input/output, attn_output, mlp_output (or attn_input, mlp_input), or per head q, k, v, attn_probs");
-  torch::NoGradGuard no_grad;
-  PatchingResult result;
+                std::string("cannot patch '") + point_info(options.point).pattern + "'",
+                "patch layers.{i}.input/output, attn_output, mlp_output (or attn_input, mlp_input, resid_mid), or per head q, "
+                "k, v, attn_probs, z");
   result.layers = resolve_layers(model, options.layers);
-  auto cb = tokenize_left_padded(model, clean);
-  auto xb = tokenize_left_padded(model, corrupted);
-  if (cb.input_ids.sizes() != xb.input_ids.sizes() || !torch::equal(cb.attention_mask, xb.attention_mask))
+  s.clean = tokenize_left_padded(model, clean);
+  s.corrupted = tokenize_left_padded(model, corrupted);
+  if (s.clean.input_ids.sizes() != s.corrupted.input_ids.sizes() || !torch::equal(s.clean.attention_mask, s.corrupted.attention_mask))
     throw Error(ErrorKind::InvalidArgument, "clean and corrupted prompts",
-                "tokenize to different shapes or padding (" + shape_text(cb.input_ids.sizes()) + " vs " +
-                    shape_text(xb.input_ids.sizes()) + ")",
+                "tokenize to different shapes or padding (" + shape_text(s.clean.input_ids.sizes()) + " vs " +
+                    shape_text(s.corrupted.input_ids.sizes()) + ")",
                 "activation patching compares positions one to one: use prompts with the same number of tokens");
-  const int64_t B = cb.input_ids.size(0), T = cb.input_ids.size(1);
-  const bool per_position = options.per_position;
-  const bool per_head = heads && options.per_head;
-  if (per_position) {
+  s.B = s.clean.input_ids.size(0);
+  s.T = s.clean.input_ids.size(1);
+  s.per_position = options.per_position;
+  s.per_head = s.heads && options.per_head;
+  if (s.per_position) {
     if (options.positions.empty()) {
-      for (int64_t p = 0; p < T; ++p) result.positions.push_back(p);
+      for (int64_t p = 0; p < s.T; ++p) result.positions.push_back(p);
     } else {
       for (int64_t p : options.positions) {
-        const int64_t r = p < 0 ? p + T : p;
-        if (r < 0 || r >= T)
+        const int64_t r = p < 0 ? p + s.T : p;
+        if (r < 0 || r >= s.T)
           throw Error(ErrorKind::InvalidArgument, "PatchingOptions::positions",
-                      "position " + std::to_string(p) + " is outside the " + std::to_string(T) + " columns of the batch");
+                      "position " + std::to_string(p) + " is outside the " + std::to_string(s.T) + " columns of the batch");
         result.positions.push_back(r);
       }
     }
   }
+  return s;
+}
+
+// The grid's shape and dimension names: layers (× heads) (× positions).
+std::vector<int64_t> grid_shape(const PatchSetup& s, PatchingResult& result, int64_t heads) {
+  std::vector<int64_t> shape{static_cast<int64_t>(result.layers.size())};
+  result.dims = {"layer"};
+  if (s.per_head) {
+    shape.push_back(heads);
+    result.dims.push_back("head");
+  }
+  if (s.per_position) {
+    shape.push_back(static_cast<int64_t>(result.positions.size()));
+    result.dims.push_back("position");
+  }
+  return shape;
+}
+
+// The clean activations at `point` of `layers` (in forward order), and the clean logits.
+torch::Tensor clean_activations(const StandardizedTransformer& model, const TokenBatch& clean, Point point,
+                                const std::vector<int>& layers, std::map<int, torch::Tensor>& out) {
+  torch::NoGradGuard no_grad;
+  return model.trace(clean, [&](Trace& t) {
+    for (int l : methods_detail::forward_order(layers)) out[l] = t.at(PointId{point, l}).clone();
+  });
+}
+
+}  // namespace
+
+PatchingResult activation_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
+                                   const PatchingOptions& options) {
+  if (options.method == PatchMethod::Attribution) return attribution_patching(model, clean, corrupted, options);
+  PatchingResult result;
+  const PatchSetup s = prepare_patching(model, clean, corrupted, options, result);
+  const Point point = options.point;
+  const bool heads = s.heads, per_head = s.per_head, per_position = s.per_position;
+  const auto& xb = s.corrupted;
+  const int64_t B = s.B;
+  torch::NoGradGuard no_grad;
 
   // The clean activations and metrics.
-  const std::vector<int> order = methods_detail::forward_order(result.layers);
   std::map<int, torch::Tensor> cache;
-  auto clean_logits = model.trace(cb, [&](Trace& t) {
-    for (int l : order) cache[l] = t.at(PointId{point, l}).clone();
-  });
+  auto clean_logits = clean_activations(model, s.clean, point, result.layers, cache);
   result.clean_metric = options.metric(clean_logits.select(1, -1)).item<double>();
   result.corrupted_metric = options.metric(model.forward(xb.input_ids, xb.attention_mask).select(1, -1)).item<double>();
-  const int64_t H = heads ? cache.begin()->second.size(1) : 1;
+  const int64_t head_dim = head_dim_of(point);
+  const int64_t H = heads ? cache.begin()->second.size(head_dim) : 1;
 
   std::vector<PatchJob> jobs;
   for (int l : result.layers)
@@ -127,11 +175,12 @@ PatchingResult activation_patching(const StandardizedTransformer& model, const T
         auto& live = t.at(PointId{point, job.layer});
         auto rows = live.narrow(0, static_cast<int64_t>(j - g0) * B, B);  // a view: edits reach the forward
         auto src = cache[job.layer].to(live.device());
+        int64_t pos_dim = heads && head_dim == 1 ? 2 : 1;
         if (job.head >= 0) {
-          rows = rows.select(1, job.head);
-          src = src.select(1, job.head);
+          rows = rows.select(head_dim, job.head);
+          src = src.select(head_dim, job.head);
+          if (head_dim < pos_dim) --pos_dim;
         }
-        const int64_t pos_dim = heads ? (job.head >= 0 ? 1 : 2) : 1;
         if (job.position >= 0) {
           rows = rows.select(pos_dim, job.position);
           src = src.select(pos_dim, job.position);
@@ -144,17 +193,52 @@ PatchingResult activation_patching(const StandardizedTransformer& model, const T
       values[j] = options.metric(last.narrow(0, static_cast<int64_t>(j - g0) * B, B)).item<double>();
   }
 
-  std::vector<int64_t> shape{static_cast<int64_t>(result.layers.size())};
-  result.dims = {"layer"};
-  if (per_head) {
-    shape.push_back(H);
-    result.dims.push_back("head");
+  result.values = torch::tensor(values, torch::kFloat64).reshape(grid_shape(s, result, H));
+  return result;
+}
+
+// Attribution patching: the first-order estimate of each patch's effect, from one clean forward
+// and one corrupted forward + backward: metric(corrupted with a ← a_clean) ≈ metric(corrupted) +
+// (a_clean − a_corrupted) · ∂metric/∂a, the product summed over the patched slice (the batch, the
+// features, and the heads or positions not on the grid).
+PatchingResult attribution_patching(const StandardizedTransformer& model, const TraceInput& clean, const TraceInput& corrupted,
+                                    const PatchingOptions& options) {
+  PatchingResult result;
+  const PatchSetup s = prepare_patching(model, clean, corrupted, options, result);
+  const Point point = options.point;
+  std::map<int, torch::Tensor> clean_acts, corrupted_acts;
+  auto clean_logits = clean_activations(model, s.clean, point, result.layers, clean_acts);
+  result.clean_metric = options.metric(clean_logits.select(1, -1)).item<double>();
+  TraceOptions with_grad;
+  with_grad.grad = true;
+  std::map<int, torch::Tensor> grads;
+  model.trace(s.corrupted, [&](Trace& t) {
+    // Everything after the embedding depends on it: each point read is then a non-leaf the trace
+    // keeps the .grad of.
+    t.token_embeddings().requires_grad_(true);
+    for (int l : methods_detail::forward_order(result.layers)) corrupted_acts[l] = t.at(PointId{point, l});
+    auto metric = options.metric(t.logits().select(1, -1));
+    result.corrupted_metric = metric.item<double>();
+    metric.backward();
+    for (auto& [l, a] : corrupted_acts) grads[l] = a.grad().defined() ? a.grad() : torch::zeros_like(a);
+  }, with_grad);
+  torch::NoGradGuard no_grad;
+  int64_t H = 1;
+  std::vector<torch::Tensor> rows;
+  for (int l : result.layers) {
+    // [B, T, features] or [B, heads, T, features] (z: [B, T, heads, d_v]) → [T] or [heads, T]
+    auto effect = ((clean_acts[l].to(torch::kFloat64) - corrupted_acts[l].detach().to(torch::kFloat64)) *
+                   grads[l].to(torch::kFloat64)).sum(-1).sum(0);
+    if (point == Point::Z) effect = effect.t();
+    if (s.heads) H = effect.size(0);
+    if (s.heads && !s.per_head) effect = effect.sum(0);
+    if (s.per_position)
+      effect = effect.index_select(-1, torch::tensor(result.positions, torch::kInt64).to(effect.device()));
+    else
+      effect = effect.sum(-1);
+    rows.push_back(effect.cpu() + result.corrupted_metric);
   }
-  if (per_position) {
-    shape.push_back(static_cast<int64_t>(result.positions.size()));
-    result.dims.push_back("position");
-  }
-  result.values = torch::tensor(values, torch::kFloat64).reshape(shape);
+  result.values = torch::stack(rows).reshape(grid_shape(s, result, H));
   return result;
 }
 

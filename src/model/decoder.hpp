@@ -24,6 +24,7 @@ class Decoder {
   torch::Tensor project_on_vocab(const torch::Tensor& hidden) const;
   // The final norm alone, and lm_head + scaling + soft-cap alone.
   torch::Tensor final_norm(const torch::Tensor& hidden) const { return final_norm_(hidden); }
+  const Norm& final_norm_module() const { return final_norm_; }
   torch::Tensor unembed(const torch::Tensor& normed) const;
 
   const ArchSpec& spec() const { return spec_; }

@@ -346,6 +346,17 @@ torch::Tensor LanguageModel::final_norm(const torch::Tensor& hidden) const {
   return impl_->decoder->final_norm(residual_for(*this, hidden, "final_norm"));
 }
 
+torch::Tensor LanguageModel::final_norm_linear(const torch::Tensor& hidden, const torch::Tensor& parts) const {
+  if (!hidden.defined() || !parts.defined() || hidden.size(-1) != hidden_size() || parts.size(-1) != hidden_size() ||
+      parts.dim() != hidden.dim() + 1)
+    throw Error(ErrorKind::Shape, "final_norm_linear", "expected hidden [..., " + std::to_string(hidden_size()) +
+                                                           "] and parts [..., n, " + std::to_string(hidden_size()) + "]");
+  return impl_->decoder->final_norm_module().linear_part(hidden, parts);
+}
+
+double LanguageModel::logit_scale() const { return spec_of(*this).logit_scale; }
+double LanguageModel::final_softcap() const { return spec_of(*this).final_softcap; }
+
 torch::Tensor LanguageModel::unembed(const torch::Tensor& normed) const {
   return impl_->decoder->unembed(residual_for(*this, normed, "unembed"));
 }

@@ -183,6 +183,33 @@ TEST_F(MethodsCli, PatchWithInputsAndWithPrompts) {
   EXPECT_NE(text.out.find("layer head"), std::string::npos) << text.out;
 }
 
+TEST_F(MethodsCli, PatchWithAttributionAndDirectLogitAttribution) {
+  // On the default model: --method atp gives the grid activation patching gives, estimated.
+  const std::string prompts = "--prompt \"The capital of France is\" --corrupted-prompt \"The capital of Spain is\" "
+                              "--correct \" Paris\" --incorrect \" Madrid\" --json";
+  auto exact = nnterp_cli("patch " + prompts), atp = nnterp_cli("patch " + prompts + " --method atp");
+  ASSERT_EQ(exact.code, 0) << exact.out;
+  ASSERT_EQ(atp.code, 0) << atp.out;
+  auto je = json_of(exact), ja = json_of(atp);
+  EXPECT_EQ(ja["method"], "atp");
+  EXPECT_EQ(ja["values"].size(), je["values"].size());
+  // The gradient run uses no autograd-less kernels: its metric differs by float rounding only.
+  EXPECT_NEAR(ja["corrupted_metric"].get<double>(), je["corrupted_metric"].get<double>(), 1e-4);
+  EXPECT_EQ(nnterp_cli("patch " + prompts + " --method fast").code, 2);
+  // nnterp dla: the components sum to the model's logit.
+  auto dla = nnterp_cli("dla --prompt \"The capital of France is\" --target \" Paris\" --json");
+  ASSERT_EQ(dla.code, 0) << dla.out;
+  auto j = json_of(dla)["prompts"][0];
+  double sum = 0;
+  for (const auto& [name, value] : j["components"].items()) sum += value.get<double>();
+  EXPECT_NEAR(sum, j["model_logit"].get<double>(), 1e-3);
+  EXPECT_TRUE(j["components"].contains("layers.3.mlp"));
+  auto text = nnterp_cli("dla --prompt \"The capital of France is\" --target \" Paris\" --top 3");
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("logit of  Paris = "), std::string::npos) << text.out;
+  EXPECT_EQ(nnterp_cli("dla --prompt hi").code, 1);  // no target
+}
+
 // ---- usage and input errors: exit code 2 for usage, 1 for bad input, and a message saying what ----
 
 TEST_F(MethodsCli, DtypeAndDeviceOnEveryCommandThatLoadsAModel) {

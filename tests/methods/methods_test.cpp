@@ -392,6 +392,22 @@ TEST_F(Methods, PatchingTheWholeCleanResidualRecoversTheCleanMetric) {
   EXPECT_EQ(attn.values.sizes(), (std::vector<int64_t>{3, 1}));
   o.point = Point::AttnProbs;
   EXPECT_EQ(activation_patching(*llama, clean, xb, o).values.sizes(), (std::vector<int64_t>{3, 4, 1}));
+  // z per head ([B, T, heads, d_v]); all its heads patched at once is attn_output patched, as
+  // attn_output = o_proj(z); attribution patching gives the same grid.
+  o.point = Point::Z;
+  o.positions = {};
+  auto z_heads = activation_patching(*llama, clean, xb, o);
+  EXPECT_EQ(z_heads.values.sizes(), (std::vector<int64_t>{3, 4, 6}));
+  EXPECT_NEAR(z_heads.values[0][1][0].item<double>(), z_heads.corrupted_metric, 1e-5);  // position 0 precedes the corruption
+  o.method = PatchMethod::Attribution;
+  EXPECT_EQ(activation_patching(*llama, clean, xb, o).values.sizes(), z_heads.values.sizes());
+  o.method = PatchMethod::Activation;
+  o.per_head = false;
+  auto z_all = activation_patching(*llama, clean, xb, o);
+  o.point = Point::AttnOutput;
+  EXPECT_TRUE(close(z_all.values, activation_patching(*llama, clean, xb, o).values, 1e-5));
+  o.per_head = true;
+  o.point = Point::AttnProbs;
   EXPECT_THROW(activation_patching(*llama, clean, random_batch(2, 5, 5, 1000, 1), o), Error);
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/fixtures.hpp"
 #include "nnterp/error.hpp"
+#include "nnterp/methods.hpp"
 #include "nnterp/params.hpp"
 #include "nnterp/trace.hpp"
 
@@ -97,6 +98,19 @@ TEST_P(Params, WOTurnsZIntoTheAttentionOutput) {
   auto attn = v[PointId{Point::AttnOutput, layer}.name()];
   if (GetParam() == "bloom") attn = attn - v[PointId{Point::LayerInput, layer}.name()];  // Bloom adds the residual inside
   expect_near(at_real(attn), at_real(expected), "z @ W_O + b_O vs attn_output");
+  // Zeroing one head's z is zeroing that head's slice of o_proj's input: the attention output
+  // loses exactly that head's result.
+  const auto results = head_results(*model, layer, v[PointId{Point::Z, layer}.name()]).to(torch::kFloat64);
+  expect_near(at_real(results.sum(2)), at_real(expected - bias_or_zero(Param::b_O, layer, model->hidden_size())),
+              "Σ head_results vs z @ W_O");
+  torch::Tensor ablated;
+  model->trace(batch(), [&](Trace& t) {
+    t.z[layer].select(2, 0).zero_();
+    ablated = t.attentions_output[layer].clone();
+  });
+  expect_near(at_real(attn.to(torch::kFloat64) - results.select(2, 0)),
+              at_real(ablated.to(torch::kFloat64) - (GetParam() == "bloom" ? v[PointId{Point::LayerInput, layer}.name()].to(torch::kFloat64) : torch::zeros({}, torch::kFloat64))),
+              "attn_output with head 0's z zeroed vs attn_output − head 0's result");
 }
 
 TEST_P(Params, WOutTurnsTheNeuronsIntoTheMlpOutputAndWInFeedsThem) {

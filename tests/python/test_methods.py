@@ -165,6 +165,36 @@ def test_activation_patching_restores_the_clean_answer(default_model):
     assert result.clean_metric == pytest.approx((clean_logits[:, paris] - clean_logits[:, rome]).mean().item(), rel=1e-5)
 
 
+def test_attribution_patching_estimates_the_same_grid(default_model):
+    model = default_model
+    tok = model.tokenizer
+    paris, rome = tok.encode(" Paris", add_special_tokens=False)[0], tok.encode(" Rome", add_special_tokens=False)[0]
+
+    def metric(last):  # differentiable torch code, as AtP needs
+        return (last[:, paris] - last[:, rome]).double().mean()
+
+    args = (model, "The capital of France is", "The capital of Italy is", metric)
+    exact = nnterp.activation_patching(*args)
+    atp = nnterp.activation_patching(*args, method="atp")
+    assert atp.values.shape == exact.values.shape and atp.dims == exact.dims
+    assert atp.corrupted_metric == pytest.approx(exact.corrupted_metric, rel=1e-5)
+    # The prefix the prompts share (BOS, The, capital, of) carries no effect in either; the country's
+    # column at layer 0 moves the metric the same way in both.
+    assert torch.allclose(atp.values[:, :4], exact.values[:, :4])
+    assert (atp.values[0, 4] - atp.corrupted_metric) * (exact.values[0, 4] - exact.corrupted_metric) > 0
+    with pytest.raises(nnterp.InvalidArgumentError, match="method"):
+        nnterp.activation_patching(*args, method="fast")
+
+
+def test_direct_logit_attribution_sums_to_the_logit(default_model):
+    model = default_model
+    paris = model.tokenizer.encode(" Paris", add_special_tokens=False)[0]
+    r = nnterp.direct_logit_attribution(model, ["The capital of France is"], paris)
+    assert r["components"][0] == "embed" and r["components"][-1] == "bias"
+    assert r["values"].shape == (1, 2 * model.num_layers + 2)
+    assert torch.allclose(r["logits"], r["model_logits"], atol=1e-4)
+
+
 def test_collection_streams_to_disk_and_reads_back(default_model, tmp_path):
     model = default_model
     prompts = [f"prompt number {i} says" for i in range(7)]

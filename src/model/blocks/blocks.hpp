@@ -66,6 +66,10 @@ struct Norm {
   bool weight_in_float32 = false;  // NormSpec::weight_in_float32
   torch::Tensor weight, bias;  // undefined when absent
   torch::Tensor operator()(const torch::Tensor& x) const;
+  // The norm as the linear map it is at `at` [..., H] with its scale (and for LayerNorm its
+  // centring) frozen there, applied to `parts` [..., n, H], in float64, without the bias: for parts
+  // summing to `at`, Σ linear_part + bias = norm(at) (direct logit attribution).
+  torch::Tensor linear_part(const torch::Tensor& at, const torch::Tensor& parts) const;
 };
 // The norm `weight` (Weight::AttnNorm, ...) of `layer` (-1 for a model-level norm) and its
 // optional bias (bias_of(weight)) from the loaded weights (NonParametricLayerNorm needs none).

@@ -45,6 +45,18 @@ torch::Tensor Norm::operator()(const torch::Tensor& x) const {
   return x;
 }
 
+torch::Tensor Norm::linear_part(const torch::Tensor& at, const torch::Tensor& parts) const {
+  auto a = at.to(torch::kFloat64).unsqueeze(-2), x = parts.to(torch::kFloat64);
+  const bool layer_norm = kind == NormKind::LayerNorm || kind == NormKind::NonParametricLayerNorm;
+  if (layer_norm) {
+    x = x - x.mean(-1, true);
+    a = a - a.mean(-1, true);
+  }
+  auto out = x * torch::rsqrt(a.pow(2).mean(-1, true) + eps);
+  if (kind == NormKind::RMSNormPlusOne) return out * (1.0 + weight.to(torch::kFloat64));
+  return weight.defined() ? out * weight.to(torch::kFloat64) : out;
+}
+
 Norm make_norm(const Weights& w, Weight weight, int layer, const NormSpec& spec) {
   Norm n;
   n.kind = spec.kind;
