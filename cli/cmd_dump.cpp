@@ -1,5 +1,6 @@
 // nnterp dump MODEL --inputs IN.safetensors --out OUT.safetensors: every standardized point of
-// one forward pass, float32, named as in the HF fixtures (logits, embed.output, layers.{i}.output, ...).
+// one forward pass, float32 (integer points, the routing's expert_indices, as they are), named as in
+// the HF fixtures (logits, embed.output, layers.{i}.output, ...).
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -17,6 +18,26 @@ struct DumpOptions : CommonOptions {
   std::vector<std::string> points;
 };
 
+// Every requested point must exist in this model (at its layer, or at some layer for a
+// "layers.{i}.…" pattern): a point the forward never produces would otherwise be silently missing
+// from the file.
+static void check_points_exist(const StandardizedTransformer& model, const std::vector<PointId>& wanted) {
+  for (const auto& w : wanted) {
+    std::string why;
+    if (!point_info(w.point).per_layer() || w.layer >= 0) {
+      if (w.layer >= model.num_layers())
+        throw Error(ErrorKind::InvalidArgument, "--points " + w.name(),
+                    "layer index out of range: the model has " + std::to_string(model.num_layers()) + " layers (0.." +
+                        std::to_string(model.num_layers() - 1) + ")");
+      if (!model.has_point(w, &why)) throw Error(ErrorKind::InvalidArgument, "--points " + w.name(), why);
+      continue;
+    }
+    bool anywhere = false;
+    for (int64_t i = 0; i < model.num_layers() && !anywhere; ++i) anywhere = model.has_point({w.point, static_cast<int>(i)}, &why);
+    if (!anywhere) throw Error(ErrorKind::InvalidArgument, std::string("--points ") + point_info(w.point).pattern, why);
+  }
+}
+
 static void run_dump(const DumpOptions& options) {
   StandardizedTransformer model = load_model(options, /*validate=*/false);
   const TokenBatch inputs = io::read_token_inputs(options.inputs);
@@ -25,6 +46,7 @@ static void run_dump(const DumpOptions& options) {
   in.attention_mask = inputs.attention_mask;
   std::vector<PointId> wanted;
   for (const auto& p : options.points) wanted.push_back(parse_point(p));
+  check_points_exist(model, wanted);
   PointRecorder recorder([&](const PointId& id) {
     if (wanted.empty()) return true;
     for (const auto& w : wanted)
@@ -34,7 +56,7 @@ static void run_dump(const DumpOptions& options) {
   torch::NoGradGuard no_grad;
   model.forward(in, &recorder);
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& [name, t] : recorder.records()) out.emplace_back(name, t.to(torch::kFloat32));
+  for (const auto& [name, t] : recorder.records()) out.emplace_back(name, t.is_floating_point() ? t.to(torch::kFloat32) : t);
   io::save_safetensors(options.out, out, {{"model", model.path().string()}, {"architecture", model.architecture()}});
   fmt::print(stderr, "wrote {} tensors to {}\n", out.size(), options.out);
 }

@@ -2,6 +2,7 @@
 // Streams new tokens to stdout as they come; --steer LAYER:VECTOR_FILE:FACTOR steers every step.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -82,6 +83,11 @@ static void run_generate(GenerateCommand& cmd) {
   if (cmd.positionals.size() == 2) cmd.common.model = cmd.positionals[0], prompt = cmd.positionals[1];
   else if (cmd.positionals.size() == 1 && !cmd.inputs.empty()) cmd.common.model = cmd.positionals[0];
   else if (cmd.positionals.size() == 1) prompt = cmd.positionals[0];
+  // A lone positional that names a model folder is the model with its prompt forgotten, not a prompt
+  // for the default model.
+  if (cmd.positionals.size() == 1 && cmd.inputs.empty() && std::filesystem::exists(std::filesystem::path(prompt) / "config.json"))
+    throw Error(ErrorKind::InvalidArgument, "generate", "'" + prompt + "' is a model folder, and no prompt was given",
+                "nnterp generate " + prompt + " \"your prompt\"");
   if (prompt.empty() == cmd.inputs.empty())
     throw Error(ErrorKind::InvalidArgument, "generate", "give either a prompt or --inputs IN.safetensors",
                 "nnterp generate [MODEL] \"prompt\"  or  nnterp generate MODEL --inputs IN.safetensors --out OUT.safetensors");

@@ -183,6 +183,40 @@ TEST_F(MethodsCli, PatchWithInputsAndWithPrompts) {
   EXPECT_NE(text.out.find("layer head"), std::string::npos) << text.out;
 }
 
+TEST_F(MethodsCli, DumpWritesTheRequestedPointsAndRefusesAbsentOnes) {
+  TempDir tmp("cli_dump");
+  const auto out = (tmp.path / "dump.safetensors").string();
+  auto r = nnterp_cli("dump " + llama + " --inputs " + inputs + " --out " + out + " --points layers.{i}.z layers.1.mlp_hidden");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto f = io::SafetensorsFile::open(out);
+  EXPECT_EQ(f->tensors().size(), 4u);  // z at 3 layers, mlp_hidden at one
+  EXPECT_TRUE(f->contains("layers.2.z") && f->contains("layers.1.mlp_hidden"));
+  // A layer the model lacks, or a point its layer lacks: an error, not an empty file.
+  auto beyond = nnterp_cli("dump " + llama + " --inputs " + inputs + " --out " + out + " --points layers.9.output");
+  EXPECT_EQ(beyond.code, 1);
+  EXPECT_NE(beyond.out.find("--points layers.9.output: layer index out of range: the model has 3 layers (0..2)"), std::string::npos)
+      << beyond.out;
+  auto router = nnterp_cli("dump " + llama + " --inputs " + inputs + " --out " + out + " --points layers.{i}.router_logits");
+  EXPECT_EQ(router.code, 1);
+  EXPECT_NE(router.out.find("has no router"), std::string::npos) << router.out;
+  // Integer points keep their dtype.
+  const auto mixtral = (hf_fixture_dir() / "mixtral").string();
+  auto routing = nnterp_cli("dump " + mixtral + " --inputs " + (hf_fixture_dir() / "mixtral" / "expected.safetensors").string() +
+                            " --out " + out + " --points layers.0.expert_indices");
+  ASSERT_EQ(routing.code, 0) << routing.out;
+  EXPECT_EQ(io::SafetensorsFile::open(out)->tensor("layers.0.expert_indices").scalar_type(), torch::kInt64);
+}
+
+TEST_F(MethodsCli, GenerateRefusesAModelFolderWithoutAPrompt) {
+  // The prompt forgotten: the folder is not taken as a prompt for the default model.
+  auto forgot = nnterp_cli("generate " + llama);
+  EXPECT_EQ(forgot.code, 1);
+  EXPECT_NE(forgot.out.find("is a model folder, and no prompt was given"), std::string::npos) << forgot.out;
+  auto ok = nnterp_cli("generate \"The capital of France is\" --max-new-tokens 1 --json");
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_NE(ok.out.find(" Paris"), std::string::npos) << ok.out;
+}
+
 TEST_F(MethodsCli, PatchWithAttributionAndDirectLogitAttribution) {
   // On the default model: --method atp gives the grid activation patching gives, estimated.
   const std::string prompts = "--prompt \"The capital of France is\" --corrupted-prompt \"The capital of Spain is\" "
