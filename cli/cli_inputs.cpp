@@ -1,6 +1,10 @@
 #include "cli_inputs.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "nnterp/error.hpp"
@@ -34,6 +38,53 @@ TraceInput resolve_prompts(const PromptSource& source, const std::string& what) 
     return TraceInput(prompts);
   }
   return TraceInput(source.prompts);
+}
+
+void add_chat_options(CLI::App& cmd, ChatFlags& flags, const std::string& what) {
+  cmd.add_flag("--chat", flags.chat,
+               "instruct models: each of the " + what + " becomes a user turn of the model's chat template, "
+               "followed by the assistant header (see `nnterp chat-template`)");
+  cmd.add_option("--system", flags.system, "with --chat: a system turn before each prompt");
+  cmd.add_option("--chat-template", flags.template_name,
+                 "with --chat: one of the model's named templates (e.g. tool_use), or a .jinja file");
+}
+
+std::string chat_template_choice(const std::string& name_or_file, const Tokenizer& tokenizer, const std::string& flag) {
+  if (name_or_file.empty()) return "";
+  const auto names = tokenizer.chat_template_names();
+  if (std::find(names.begin(), names.end(), name_or_file) != names.end()) return name_or_file;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(name_or_file, ec)) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error(ErrorKind::InvalidArgument, flag, "'" + name_or_file + "' is neither a template of this model nor a file",
+                names.empty() ? "give a .jinja file" : "the model's templates: " + list + "; or give a .jinja file");
+  }
+  std::ifstream in(name_or_file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof()) throw Error(ErrorKind::Io, name_or_file, "cannot read the chat template");
+  return text.str();
+}
+
+ChatPromptOptions ChatFlags::options(const StandardizedTransformer& model) const {
+  ChatPromptOptions o;
+  o.system = system;
+  if (model.tokenizer()) o.chat.chat_template = chat_template_choice(template_name, *model.tokenizer());
+  return o;
+}
+
+TraceInput apply_chat(const TraceInput& input, const ChatFlags& flags, const StandardizedTransformer& model,
+                      const std::string& what) {
+  if (!flags.chat) {
+    if (!flags.system.empty() || !flags.template_name.empty())
+      throw Error(ErrorKind::InvalidArgument, "--system / --chat-template", "only mean something with --chat", "add --chat");
+    return input;
+  }
+  if (input.tokens)
+    throw Error(ErrorKind::InvalidArgument, "--chat", "wraps text " + what + ", but these are token ids (--inputs)",
+                "give text prompts, or token ids that already hold the chat template");
+  return TraceInput(chat_inputs(model, input.prompts, flags.options(model)));
 }
 
 std::vector<int> parse_layers(const std::string& spec, const StandardizedTransformer& model) {

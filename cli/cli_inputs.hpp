@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nnterp/inputs.hpp"
+#include "nnterp/methods.hpp"
 #include "nnterp/model.hpp"
 
 namespace nnterp::cli {
@@ -24,6 +25,23 @@ struct PromptSource {
 void add_prompt_options(CLI::App& cmd, PromptSource& source, const std::string& prefix = "", const std::string& what = "prompts");
 // The prompts (text) or token ids; `what` names them in errors.
 TraceInput resolve_prompts(const PromptSource& source, const std::string& what = "prompts");
+
+// --chat, --system, --chat-template: text prompts wrapped as a user turn of the model's chat
+// template with its generation prompt (instruct models).
+struct ChatFlags {
+  bool chat = false;
+  std::string system;         // a system turn before each prompt
+  std::string template_name;  // one of the model's named templates, or a .jinja file
+  ChatPromptOptions options(const StandardizedTransformer& model) const;
+};
+void add_chat_options(CLI::App& cmd, ChatFlags& flags, const std::string& what = "prompts");
+// --chat-template's value as ChatTemplateOptions::chat_template: a name of the model's templates
+// as it is, a file as its content; anything else is an error listing the names.
+std::string chat_template_choice(const std::string& name_or_file, const Tokenizer& tokenizer,
+                                 const std::string& flag = "--chat-template");
+// `input` itself, or with --chat its prompts wrapped (token ids); token inputs cannot be wrapped.
+TraceInput apply_chat(const TraceInput& input, const ChatFlags& flags, const StandardizedTransformer& model,
+                      const std::string& what = "prompts");
 
 // --layers against the model (io::parse_layers).
 std::vector<int> parse_layers(const std::string& spec, const StandardizedTransformer& model);

@@ -12,6 +12,7 @@ namespace nnterp::cli {
 
 struct CollectCmd : CommonOptions {
   PromptSource source;
+  ChatFlags chat;
   std::string layers, point = "layers.{i}.output", out_dir, out, save_dtype = "f32";
   int64_t idx = -1, batch_size = 32, shard_size = 0;
   double max_shard_mb = 256;
@@ -28,7 +29,7 @@ static void run_collect(const CollectCmd& o) {
   if (o.out_dir.empty() && o.out.empty())
     throw Error(ErrorKind::InvalidArgument, "output", "nowhere to write the activations", "give --out-dir DIR (shards) or --out FILE.safetensors");
   auto model = load_model(o);
-  auto prompts = resolve_prompts(o.source);
+  auto prompts = apply_chat(resolve_prompts(o.source), o.chat, model);
   CollectOptions co;
   co.layers = parse_layers(o.layers, model);
   co.idx = o.idx;
@@ -77,6 +78,7 @@ static CommandRegistration collect_command(50, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("collect", "collect one token's activations of many prompts (streamed to disk, resumable)");
   add_model_options(*cmd, *o);
   add_prompt_options(*cmd, o->source);
+  add_chat_options(*cmd, o->chat);
   cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--idx", o->idx, "token of each prompt: -1 (default) is the last, 0 the first");
   cmd->add_option("--point", o->point, "per-layer point: output (default), input, attn_output, mlp_output, attn_input, mlp_input");

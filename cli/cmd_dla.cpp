@@ -13,13 +13,14 @@ namespace nnterp::cli {
 
 struct DlaCmd : CommonOptions {
   PromptSource prompts;
+  ChatFlags chat;
   std::string target, out;
   int64_t target_id = -1, idx = -1, top = 0;
 };
 
 static void run_dla(const DlaCmd& o) {
   auto model = load_model(o);
-  auto prompts = resolve_prompts(o.prompts);
+  auto prompts = apply_chat(resolve_prompts(o.prompts), o.chat, model);
   const int64_t target = answer_token(model, o.target, o.target_id, "--target");
   DlaOptions options;
   options.idx = o.idx;
@@ -62,6 +63,7 @@ static CommandRegistration dla_command(62, [](CLI::App& app) {
                                         "each layer's attention and MLP (final norm frozen at its scale)");
   add_model_options(*cmd, *o);
   add_prompt_options(*cmd, o->prompts);
+  add_chat_options(*cmd, o->chat);
   cmd->add_option("--target", o->target, "the target token (first token of this text, e.g. \" Paris\")");
   cmd->add_option("--target-id", o->target_id, "the target as a token id");
   cmd->add_option("--idx", o->idx, "the token whose logits are attributed (default -1, the last)");

@@ -25,6 +25,7 @@ struct GenerateCommand {
   uint64_t seed = 0;
   bool has_seed = false;
   std::vector<std::string> steer;
+  ChatFlags chat;
 };
 
 struct Steering {
@@ -100,8 +101,15 @@ static void run_generate(GenerateCommand& cmd) {
       for (const auto& s : steering) t.steer({s.layer}, s.vector, s.factor);
     });
 
+  TraceInput input = prompt.empty() ? TraceInput(io::read_token_inputs(cmd.inputs)) : TraceInput(prompt);
+  input = apply_chat(input, cmd.chat, model, "prompt");
   const Tokenizer* tok = model.tokenizer();
   const bool stream = !prompt.empty() && tok && !cmd.common.json;
+  // With --chat the stream starts with what the model reads: the prompt inside its chat template.
+  if (stream && cmd.chat.chat) {
+    const auto row = input.tokens->input_ids[0];
+    prompt = tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+  }
   std::optional<Tokenizer::DecodeStream> decoder;
   if (stream) {
     decoder.emplace(*tok, /*skip_special_tokens=*/true);
@@ -114,7 +122,6 @@ static void run_generate(GenerateCommand& cmd) {
       }
     };
   }
-  TraceInput input = prompt.empty() ? TraceInput(io::read_token_inputs(cmd.inputs)) : TraceInput(prompt);
   auto result = model.generate(input, cmd.generation, body);
   if (stream) fmt::print("\n");
   if (!cmd.out.empty())
@@ -152,6 +159,7 @@ static CommandRegistration generate_command(35, [](CLI::App& app) {
   sub->add_flag("--recompute", cmd->generation.recompute, "no KV cache: re-run the full sequence at each step");
   sub->add_option("--steer", cmd->steer, "LAYER:VECTOR_FILE:FACTOR, added to that layer's output at every step (repeatable)");
   sub->add_flag("--json", cmd->common.json, "machine-readable output");
+  add_chat_options(*sub, cmd->chat, "prompt");
   sub->footer(
       "Examples:\n"
       "  nnterp generate \"The capital of France is\" --max-new-tokens 5\n"

@@ -12,6 +12,7 @@ namespace nnterp::cli {
 
 struct LogitLensCmd : CommonOptions {
   PromptSource source;
+  ChatFlags chat;
   std::string layers, out, html;
   int64_t idx = -1, top = 5, batch_size = 32;
   bool inverse = false;
@@ -19,7 +20,7 @@ struct LogitLensCmd : CommonOptions {
 
 static void run_logit_lens(const LogitLensCmd& o) {
   auto model = load_model(o);
-  auto prompts = resolve_prompts(o.source);
+  auto prompts = apply_chat(resolve_prompts(o.source), o.chat, model);
   LensOptions lo;
   lo.layers = parse_layers(o.layers, model);
   lo.idx = o.idx;
@@ -72,6 +73,7 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("logit-lens", "what each layer predicts for the next token (the logit lens)");
   add_model_options(*cmd, *o);
   add_prompt_options(*cmd, o->source);
+  add_chat_options(*cmd, o->chat);
   cmd->add_option("--layers", o->layers, "layers to read: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first");
   cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);

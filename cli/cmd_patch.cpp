@@ -16,6 +16,7 @@ namespace nnterp::cli {
 
 struct PatchCmd : CommonOptions {
   PromptSource clean, corrupted;
+  ChatFlags chat;
   std::string point = "layers.{i}.output", layers, correct, incorrect, out, method = "exact";
   std::vector<int64_t> positions;
   int64_t correct_id = -1, incorrect_id = -1, batch_size = 32;
@@ -24,7 +25,7 @@ struct PatchCmd : CommonOptions {
 
 static void run_patch(const PatchCmd& o) {
   auto model = load_model(o);
-  auto clean = resolve_prompts(o.clean, "clean prompts");
+  auto clean = apply_chat(resolve_prompts(o.clean, "clean prompts"), o.chat, model, "clean prompts");
   TraceInput corrupted = std::vector<std::string>{};
   if (!o.corrupted.given() && !o.clean.inputs.empty()) {
     // One --inputs file may hold both runs: input_ids (clean) and corrupted_input_ids.
@@ -38,7 +39,7 @@ static void run_patch(const PatchCmd& o) {
                                                                   : clean.tokens->attention_mask.clone();
     corrupted = TraceInput(b);
   } else {
-    corrupted = resolve_prompts(o.corrupted, "corrupted prompts");
+    corrupted = apply_chat(resolve_prompts(o.corrupted, "corrupted prompts"), o.chat, model, "corrupted prompts");
   }
   PatchingOptions po;
   po.method = o.method == "atp" ? PatchMethod::Attribution : PatchMethod::Activation;
@@ -118,6 +119,7 @@ static CommandRegistration patch_command(60, [](CLI::App& app) {
   add_model_options(*cmd, *o);
   add_prompt_options(*cmd, o->clean, "", "clean prompts");
   add_prompt_options(*cmd, o->corrupted, "corrupted", "corrupted prompts");
+  add_chat_options(*cmd, o->chat, "clean and corrupted prompts");
   cmd->add_option("--correct", o->correct, "the correct answer's token (first token of this text, e.g. \" Paris\")");
   cmd->add_option("--incorrect", o->incorrect, "the incorrect answer's token");
   cmd->add_option("--correct-id", o->correct_id, "the correct answer as a token id");

@@ -13,12 +13,13 @@ namespace nnterp::cli {
 
 struct PatchscopeCmd : CommonOptions {
   PromptSource source;
+  ChatFlags chat;
   std::string target, target_inputs, layers, out;
   std::vector<int64_t> target_ids;
   int64_t index = -1, source_idx = -1, top = 5, batch_size = 32;
 };
 
-static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o) {
+static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o, const StandardizedTransformer& model) {
   const int given = !o.target.empty() + !o.target_ids.empty() + !o.target_inputs.empty();
   if (given > 1)
     throw Error(ErrorKind::InvalidArgument, "target", "given several ways at once", "use one of --target, --target-ids, --target-inputs");
@@ -33,15 +34,19 @@ static std::vector<TargetPrompt> cli_targets(const PatchscopeCmd& o) {
     return out;
   }
   if (!o.target.empty()) return {TargetPrompt{o.target, o.index, {}}};
-  auto t = repeat_prompt();
+  // Instruct models get the repeat prompt inside their chat template (it_repeat_prompt).
+  auto t = o.chat.chat && model.tokenizer()
+               ? it_repeat_prompt(*model.tokenizer(), {"king", "1135", "hello"}, " ", "\n", "?", true, true, true,
+                                  o.chat.options(model).chat)
+               : repeat_prompt();
   t.index_to_patch = o.index;
   return {t};
 }
 
 static void run_patchscope(const PatchscopeCmd& o) {
   auto model = load_model(o);
-  auto sources = resolve_prompts(o.source, "source prompts");
-  auto targets = cli_targets(o);
+  auto sources = apply_chat(resolve_prompts(o.source, "source prompts"), o.chat, model, "source prompts");
+  auto targets = cli_targets(o, model);
   if (!model.tokenizer() && targets.size() == 1 && targets[0].token_ids.empty())
     throw Error(ErrorKind::InvalidArgument, "target", "the model has no tokenizer, so the target prompt must be token ids",
                 "use --target-ids 1,2,3 or --target-inputs T.safetensors");
@@ -58,7 +63,7 @@ static void run_patchscope(const PatchscopeCmd& o) {
     nlohmann::json j;
     j["model"] = model.path().string();
     j["layers"] = po.layers;
-    j["target"] = targets.size() == 1 && targets[0].token_ids.empty() ? nlohmann::json(targets[0].prompt) : nlohmann::json(nullptr);
+    j["target"] = targets.size() == 1 && !targets[0].prompt.empty() ? nlohmann::json(targets[0].prompt) : nlohmann::json(nullptr);
     j["sources"] = nlohmann::json::array();
     for (int64_t n = 0; n < N; ++n) {
       nlohmann::json s;
@@ -83,7 +88,8 @@ static CommandRegistration patchscope_command(45, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("patchscope", "patch each source's hidden state into a target prompt and read the prediction");
   add_model_options(*cmd, *o);
   add_prompt_options(*cmd, o->source, "", "source prompts");
-  cmd->add_option("--target", o->target, "target prompt (default: \"king king\\n1135 1135\\nhello hello\\n?\")");
+  add_chat_options(*cmd, o->chat, "source prompts (and the default target: it_repeat_prompt)");
+  cmd->add_option("--target", o->target, "target prompt (default: \"king king\\n1135 1135\\nhello hello\\n?\", in the chat template with --chat)");
   cmd->add_option("--target-ids", o->target_ids, "target prompt as token ids (models without a tokenizer)")->delimiter(',');
   cmd->add_option("--target-inputs", o->target_inputs, "target prompt(s) as safetensors input_ids/attention_mask: one row, or one per source")
       ->check(CLI::ExistingFile);

@@ -21,6 +21,7 @@ struct RunPromptsCmd : CommonOptions {
   std::string prompts_file, inputs, lens = "next-token", layers, csv, out, html;
   int64_t batch_size = 32;
   bool allow_collisions = false;
+  ChatFlags chat;
 };
 
 static void run_run_prompts(const RunPromptsCmd& o) {
@@ -38,6 +39,16 @@ static void run_run_prompts(const RunPromptsCmd& o) {
       auto row = b.input_ids[static_cast<int64_t>(i)].masked_select(b.attention_mask[static_cast<int64_t>(i)].ne(0)).contiguous();
       prompts[i].token_ids.assign(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
     }
+  }
+  if (o.chat.chat) {
+    if (with_ids) throw Error(ErrorKind::InvalidArgument, "--chat", "wraps text prompts, but --inputs gives token ids");
+    if (!model.tokenizer()) throw Error(ErrorKind::InvalidArgument, "--chat", "the model has no tokenizer");
+    std::vector<std::string> texts;
+    for (const auto& p : prompts) texts.push_back(p.prompt);
+    auto rows = chat_prompt_ids(*model.tokenizer(), texts, o.chat.options(model));
+    for (size_t i = 0; i < prompts.size(); ++i) prompts[i].token_ids = std::move(rows[i]);
+  } else {
+    apply_chat(TraceInput(std::vector<std::string>{}), o.chat, model);  // refuses --system without --chat
   }
   if (!o.allow_collisions)
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -97,6 +108,7 @@ static CommandRegistration run_prompts_command(55, [](CLI::App& app) {
   cmd->add_option("--layers", o->layers, "logit-lens layers: all (default), 3, 0,4,8, 2-5, -1");
   cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
   cmd->add_flag("--allow-collisions", o->allow_collisions, "allow a token in several categories");
+  add_chat_options(*cmd, o->chat);
   cmd->add_option("--csv", o->csv, "also write the table to this CSV file");
   add_json_out_options(*cmd, *o, o->out, "print the table as JSON (default: CSV)",
                        "save each category's probabilities [N, layers] to this safetensors file");

@@ -64,7 +64,11 @@ void check(json j) {
                 a.attn.head_dim > 0,
             "positive sizes");
     require(!a.weights.empty(), "a weight map");
-    for (Weight needed : {Weight::Embed, Weight::Qkv, Weight::O, Weight::LmHead})
+    // Multi-head latent attention reads its queries, keys and values from kv_a / kv_b (and q or
+    // q_a / q_b), not from a fused qkv.
+    const bool mla = a.attn.mla.kv_lora_rank > 0;
+    for (Weight needed : {Weight::Embed, mla ? Weight::KvA : Weight::Qkv, mla ? Weight::KvB : Weight::O, Weight::O,
+                          Weight::LmHead})
       require(a.weights.count(needed) == 1, "a source for every weight the decoder always reads");
     for (const auto& [weight, source] : a.weights) require(!source.parts.empty(), "every weight has HF sources");
   });

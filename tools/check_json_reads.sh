@@ -6,12 +6,13 @@
 #   * the file is src/io/json_reader.cpp (the accessors themselves), or
 #   * the file is src/io/safetensors.cpp, whose header/index parser is its own checked reader (each
 #     value's type is tested before it is read; the fuzz_safetensors target covers it), or
-#   * the line reads JSON that nnterp built itself and says so: `// json: built here`.
+#   * the line reads JSON that nnterp built itself and says so: `// json: built here`, or
+#   * the line reads a value as the type a switch on its type() just matched: `// json: type-checked`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 hits=$(grep -rnE '\.get<|\.get_ref<|\.value\("|\["[A-Za-z_][A-Za-z0-9_.]*"\]' src --include='*.cpp' --include='*.hpp' |
        grep -vE '^src/io/(json_reader|safetensors)\.cpp:' |
-       grep -v 'json: built here' |
+       grep -vE 'json: (built here|type-checked)' |
        grep -vE '\["[A-Za-z_][A-Za-z0-9_.]*"\](\["[A-Za-z_][A-Za-z0-9_.]*"\])* = ' |
        grep -vE '^[^:]+:[0-9]+: *//')
 if [ -n "$hits" ]; then

@@ -5,7 +5,7 @@
 #   tools/fuzz.sh --campaign MINUTES [TARGET...]
 #
 # SECONDS per target (default 60); TARGETs are names with or without the fuzz_ prefix (default:
-# all five). Each target runs on a copy of its seed corpus (fuzz/corpus/<name>/ ->
+# all six). Each target runs on a copy of its seed corpus (fuzz/corpus/<name>/ ->
 # build-fuzz/corpus/<name>/, kept between runs so coverage accumulates) with its dictionary, a 10 s
 # per-input timeout and a 2 GiB RSS limit; its log is build-fuzz/logs/<name>.log and any crashing
 # input lands in build-fuzz/artifacts/. Prints the executions, exec/s, coverage and peak RSS of
@@ -43,7 +43,7 @@ else
   SECONDS_PER_TARGET=${1:-60}
   shift || true
 fi
-ALL=(safetensors config tokenizer_load tokenizer_encode cli_inputs)
+ALL=(safetensors config tokenizer_load tokenizer_encode cli_inputs chat_template)
 TARGETS=()
 for t in "$@"; do TARGETS+=("${t#fuzz_}"); done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
@@ -81,6 +81,7 @@ dict_of() {
     tokenizer_load) echo fuzz/tokenizer.dict ;;
     tokenizer_encode) echo "" ;;  # raw bytes: a dictionary of JSON words would not help
     cli_inputs) echo fuzz/cli_inputs.dict ;;
+    chat_template) echo fuzz/chat_template.dict ;;
   esac
 }
 

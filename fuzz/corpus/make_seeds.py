@@ -140,6 +140,93 @@ cli = {
 for name, raw in cli.items():
     (d / name).write_bytes(raw)
 
+# ---- chat_template ------------------------------------------------------------------------------
+# Input: a template, optionally followed by NUL and a JSON context (else fuzz_chat_template's
+# default conversation; fuzz/chat_template_input.hpp).
+d = reset("chat_template")
+# The interpreter's feature tests (tests/data/chat_features/: whitespace control, loops, scoping,
+# macros, filters, tests, strings, methods, tojson, errors), each with its context if it has one.
+for path in sorted((DATA / "chat_features").glob("*.jinja")):
+    context = path.with_suffix(".json")
+    raw = path.read_bytes() + (b"\x00" + context.read_bytes() if context.exists() else b"")
+    (d / f"feature_{path.stem}").write_bytes(raw)
+# A handful of real templates (tests/data/chat_templates/), chosen for their constructs: tool calls,
+# namespaces, macros, loop.last / loop.index0, raise_exception, strftime_now, string methods.
+# Each with the default context (a tool call among the turns) and with a plain alternating chat.
+chat = json.dumps({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "2+2?"}],
+                   "bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}).encode()
+for name in ["chatml", "llama-2", "llama-3.1-tools", "llama-3.2", "qwen2.5-tools", "qwen3", "mistral-v3-tools",
+             "mistral-nemo", "gemma-3", "phi-3", "deepseek-r1", "hermes-2-pro-tools", "granite-3.3", "command-r",
+             "kimi-k2-thinking", "zephyr"]:
+    source = (DATA / "chat_templates" / f"{name}.jinja").read_bytes()
+    (d / f"template_{name}").write_bytes(source)
+    (d / f"template_{name}_chat").write_bytes(source + b"\x00" + chat)
+# Contexts: a real template on other conversations, and contexts that are not what templates expect.
+chatml = (DATA / "chat_templates" / "chatml.jinja").read_bytes()
+contexts = {
+    "context_user_only": {"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": False},
+    "context_list_content": {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}]},
+    "context_odd_values": {"messages": [{"role": None, "content": 1.5e308}, {"role": "user", "content": -0.0},
+                                        {"role": "user", "content": [[], {}, True]}], "bos_token": 7},
+    "context_no_messages": {},
+    "context_messages_not_list": {"messages": "abc"},
+}
+for name, value in contexts.items():
+    (d / name).write_bytes(chatml + b"\x00" + json.dumps(value, ensure_ascii=False).encode())
+(d / "context_not_object").write_bytes(b"{{ messages }}\x00[1]")
+(d / "context_malformed").write_bytes(b"{{ messages }}\x00{\"messages\": [")
+(d / "context_deep").write_bytes(b"{{ x }}\x00{\"x\": " + b"[" * 200 + b"]" * 200 + b"}")
+# Limits and robustness: recursion, huge loops and sizes, blowups, cycles, bad bytes, unterminated
+# constructs (each must end as an Error naming the limit or the problem, quickly).
+adversarial = {
+    "recursive_macro": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    "exponential_macro": "{% macro m(n) %}{% if n > 0 %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(40) }}",
+    "recursive_loop": "{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}",
+    "nested_loops": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    "range_huge": "{% for i in range(10**9) %}{% endfor %}",
+    "string_doubling": "{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    "list_doubling": "{% set ns = namespace(s=[1]) %}{% for i in range(100) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "replace_blowup": "{% set ns = namespace(s='xx') %}{% for i in range(40) %}{% set ns.s = ns.s.replace('', ns.s) %}{% endfor %}",
+    "str_repeat": "{{ 'x' * 10000000000 }}{{ [1, 2] * 10000000000 }}",
+    "pad_huge": "{{ 'x'|center(10000000000) }}{{ 'x'.ljust(10000000000) }}{{ 'x'.zfill(10000000000) }}",
+    "width_huge": "{{ '{:999999999999}'.format(1) }}{{ '%999999999999d' % 1 }}{{ [[1]]|tojson(indent=10000000000) }}",
+    "batch_slice_huge": "{{ [1]|batch(10000000000, 0)|list|length }}{{ [1]|slice(10000000000)|list|length }}",
+    "pow_big": "{{ 2 ** 1000000000000000000 }}{{ 10.0 ** 400 }}{{ 123456789012345678901234567890 }}",
+    "deep_value_chain": "{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+    "lazy_chain": "{% set ns = namespace(g=[1]) %}{% for i in range(100000) %}{% set ns.g = [ns.g]|map('first') %}{% endfor %}{{ ns.g|list }}",
+    "namespace_cycle": "{% set ns = namespace() %}{% set ns.me = ns %}{% set ns.l = [ns, ns] %}{{ ns.me.me.me is defined }}{{ ns }}",
+    "deep_parens": "{{ " + "(" * 150 + "1" + ")" * 150 + " }}",
+    "deep_ifs": "{% if true %}" * 150 + "x" + "{% endif %}" * 150,
+    "long_chain": "{{ 1" + " + 1" * 400 + " }}",
+    "unterminated_var": "{{ x ",
+    "unterminated_comment": "{# never closed",
+    "unterminated_raw": "{% raw %}never closed",
+    "unterminated_string": "{{ 'never closed }}",
+    "stray_endfor": "a{% endfor %}",
+    "include": "{% include 'other.jinja' %}",
+    "extends": "{% extends 'base.jinja' %}",
+    "unknown_filter": "{{ 1|no_such_filter }}",
+    "unknown_test": "{{ 1 is no_such_test }}",
+    "raise": "{{ raise_exception('refused: ' ~ messages|length) }}",
+    "strftime": "{{ strftime_now('%Y-%m-%d %H:%M:%S %A %B %j %p %%') }}",
+}
+for name, text in adversarial.items():
+    (d / f"adversarial_{name}").write_bytes(text.encode())
+# Findings of fuzz_chat_template, fixed (docs/fuzzing.md): a namespace holding itself, or a long chain
+# of namespaces, printed (its repr() restarted the nesting count, so it recursed until the stack
+# overflowed); raise_exception() of an empty or undefined message (an Error with no message).
+regressions = {
+    "namespace_repr_cycle": "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}",
+    "raise_empty_message": "{{ raise_exception(undefined_name) }}",  # an Error without a message
+    "namespace_repr_chain": "{% set ns = namespace(cur=none) %}{% for i in range(3000) %}"
+                            "{% set ns.cur = namespace(prev=ns.cur) %}{% endfor %}{{ ns.cur }}",
+}
+for name, text in regressions.items():
+    (d / f"regression_{name}").write_bytes(text.encode())
+(d / "adversarial_invalid_utf8").write_bytes(b"{{ 'a\xff\xfe' }} \xc3( {{ messages[0].content }} \xe2\x82")
+(d / "adversarial_nul_in_context").write_bytes(b"{{ x }}\x00{\"x\": \"a\\u0000b\"}")
+
 # ---- dictionaries -------------------------------------------------------------------------------
 def write_dict(name, words):
     lines = ['"%s"' % w.replace("\\", "\\\\").replace('"', '\\"') for w in sorted(set(words))]
@@ -163,3 +250,14 @@ tok_words = set(re.findall(r'"([A-Za-z_]{2,})"', tok_src))
 write_dict("tokenizer.dict", json_words + sorted(tok_words) + ["<s>", "</s>", "<unk>", "\\u0120", "\\u2581", "<0x0A>"])
 write_dict("cli_inputs.dict", json_words + ["prompt", "input_ids", "attention_mask", "I64", "dtype", "shape",
                                             "data_offsets", "all", "-", ","])
+chat_src = "\n".join(p.read_text() for p in sorted((ROOT / "src" / "chat").glob("*.cpp")))
+chat_words = set(re.findall(r'"([a-z_][a-z_0-9]{1,20})"', chat_src))
+write_dict("chat_template.dict", sorted(chat_words) + [
+    "{{", "}}", "{%", "%}", "{#", "#}", "{{-", "-}}", "{%-", "-%}", "{%+", "+%}", "{% endfor %}", "{% endif %}",
+    "{% else %}", "{% set ", "{% for ", "{% if ", " in ", " is ", " not ", "|", "~", "**", "//", "==", "!=", "<=", ">=",
+    "(", ")", "[", "]", "{", "}", ",", ":", ".", "'", '"', "\\n", "\\x00", "\\u2028", "-1", "0", "1e308", "10**9",
+    "message['role']", "message['content']", "messages[0]", "loop.index0", "loop.last", "loop.first", "ns.",
+    "caller()", "namespace(", "range(", "raise_exception(", "strftime_now(", "tool_calls", "tool_call", "function",
+    "arguments", "tools", "bos_token", "eos_token", "system", "assistant", "reasoning_content"])
+with open(HERE.parent / "chat_template.dict", "a") as f:
+    f.write('"\\x00"\n')  # the NUL byte that separates the template from its JSON context

@@ -20,6 +20,7 @@ enum class ErrorKind {
   InvalidArgument,  // a caller passed a bad value (index, option, input)
   OutOfOrder,       // a trace asked for a point the forward has already passed
   Tokenizer,        // a tokenizer could not encode/decode the input
+  Template,         // a chat template failed to parse or render, or the model has none
 };
 
 const char* to_string(ErrorKind kind);

@@ -30,6 +30,7 @@
 #include "nnterp/model.hpp"
 #include "nnterp/patching.hpp"
 #include "nnterp/points.hpp"
+#include "nnterp/tokenizer.hpp"
 #include "nnterp/trace.hpp"
 
 namespace nnterp {
@@ -171,6 +172,38 @@ GenerateResult patchscope_generate(const StandardizedTransformer& model, const T
 // The same from latents [N, hidden] patched at `layer`.
 GenerateResult patchscope_generate(const StandardizedTransformer& model, const torch::Tensor& latents, int layer,
                                    const TargetPrompt& target = repeat_prompt(), int max_new_tokens = 10);
+
+// ---- instruct models ------------------------------------------------------------------------------
+
+// repeat_prompt inside the tokenizer's chat template, for instruction-tuned models (nnterp's
+// it_repeat_prompt): with `add_user_instr`, a user turn asks the model to guess the next word and
+// the assistant agrees ("Ok.") before the repeat prompt's user turn; otherwise the instruction is
+// the system turn (or, without `use_system_prompt`, part of the user turn). With
+// `complete_prompt` the assistant's answer starts with the repeat prompt, left open
+// (continue_final_message) so the model continues it; otherwise the answer is empty. Patched at
+// the last token. `token_ids` holds the rendering encoded without added special tokens: the
+// template writes BOS itself (nnterp's Python re-tokenizes the text and so doubles it).
+TargetPrompt it_repeat_prompt(const Tokenizer& tokenizer,
+                              const std::vector<std::string>& words = {"king", "1135", "hello"},
+                              const std::string& rel = " ", const std::string& sep = "\n",
+                              const std::string& placeholder = "?", bool complete_prompt = true,
+                              bool add_user_instr = true, bool use_system_prompt = true,
+                              const ChatTemplateOptions& chat = {});
+
+// How text prompts become instruct-model inputs: each prompt a user turn (after an optional system
+// turn), then the template's generation prompt, encoded without added special tokens.
+struct ChatPromptOptions {
+  std::string system;         // a system turn before each prompt; empty: none
+  ChatTemplateOptions chat;   // template choice, extra variables (add_generation_prompt is set here)
+};
+// The token ids of each prompt wrapped as a chat (see ChatPromptOptions). Throws Error(Template)
+// when the tokenizer has no chat template.
+std::vector<std::vector<int64_t>> chat_prompt_ids(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                                                  const ChatPromptOptions& options = {});
+// The same, left-padded into a batch every method takes as its TraceInput: the `chat` option of
+// logit_lens, patchscope_lens, run_prompts (Prompt::token_ids) and generate.
+TokenBatch chat_inputs(const StandardizedTransformer& model, const std::vector<std::string>& prompts,
+                       const ChatPromptOptions& options = {});
 
 // ---- steering vectors from data --------------------------------------------------------------
 

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "nnterp/chat_template.hpp"
+
 namespace nnterp {
 
 // The result of encoding one text.
@@ -41,6 +43,35 @@ struct BatchEncoding {
   std::vector<std::vector<int64_t>> attention_mask;
   size_t batch_size() const { return input_ids.size(); }
   size_t seq_len() const { return input_ids.empty() ? 0 : input_ids.front().size(); }
+};
+
+// One turn of a conversation, for conversations of plain-text turns. Turns with structured
+// content (lists of parts, tool calls, reasoning) go through the JSON overloads below.
+struct ChatMessage {
+  std::string role;     // "system", "user", "assistant", "tool", ...
+  std::string content;
+};
+
+// transformers' apply_chat_template arguments.
+struct ChatTemplateOptions {
+  // Append the template's header for a new assistant turn.
+  bool add_generation_prompt = false;
+  // Leave the last message open (no end-of-turn after it) so the model continues it; the
+  // rendering is cut after that message's text exactly as transformers cuts it. Not with
+  // add_generation_prompt.
+  bool continue_final_message = false;
+  // Which of the model's templates: a name from chat_template_names(), or the source of a
+  // template to use instead of the model's (transformers' `chat_template=` argument). Empty: the
+  // model's template ("tool_use" when tools are given and the model has one, else "default").
+  std::string chat_template;
+  // JSON lists of tool schemas and of documents (each an object); empty: None.
+  std::string tools_json;
+  std::string documents_json;
+  // A JSON object of further template variables (transformers' **kwargs), e.g.
+  // {"enable_thinking": false}; they override the special tokens of the same name.
+  std::string extra_json;
+  // Limits and strftime_now's clock (nnterp/chat_template.hpp).
+  ChatRenderOptions render;
 };
 
 struct TokenizerOptions {
@@ -89,6 +120,25 @@ class Tokenizer {
   std::optional<int64_t> eos_token_id() const;
   // The id used to pad batches: pad, else eos, else 0 (the attention mask hides it anyway).
   int64_t padding_id() const;
+
+  // Chat templates: tokenizer_config.json's "chat_template" (a string, or a list of {"name",
+  // "template"}), overridden by chat_template.jinja next to it, plus additional_chat_templates/
+  // NAME.jinja, as transformers loads them.
+  bool has_chat_template() const;
+  // The named templates ("default", "tool_use", ...); empty when the model has a single template.
+  std::vector<std::string> chat_template_names() const;
+  // The source of the template `options` select; throws Error(Template) when there is none.
+  std::string chat_template_source(const ChatTemplateOptions& options = {}) const;
+
+  // transformers' apply_chat_template(messages, tokenize=False): the template rendered with
+  // `messages`, add_generation_prompt, tools, documents, the special tokens (bos_token,
+  // eos_token, ... as strings) and extra_json's variables. `messages_json` is a JSON list of
+  // message objects. Throws Error(Template) (no template, a template error, a message the
+  // continue_final_message cut cannot find) or Error(InvalidArgument) (malformed JSON).
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options = {}) const;
+  std::string apply_chat_template_json(std::string_view messages_json, const ChatTemplateOptions& options = {}) const;
+  // tokenize=True: the rendering encoded without adding special tokens (the template writes them).
+  std::vector<int64_t> encode_chat(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options = {}) const;
 
   // Incremental decoding of generated ids, as HuggingFace's DecodeStream: step() returns the
   // new text once it is complete (no trailing partial UTF-8 character), std::nullopt before.

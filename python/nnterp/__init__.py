@@ -27,8 +27,8 @@ if not hasattr(torch.Tensor, "save"):
 from .errors import *  # noqa: E402,F401,F403
 from .errors import Error  # noqa: E402
 from ._model import StandardizedTransformer, Tracer, Config  # noqa: E402
-from .interventions import (logit_lens, patchscope_lens, TargetPrompt, TargetPromptBatch, repeat_prompt, steer,  # noqa: E402
-                            direct_logit_attribution)
+from .interventions import (logit_lens, patchscope_lens, TargetPrompt, TargetPromptBatch, repeat_prompt,  # noqa: E402
+                            it_repeat_prompt, chat_inputs, steer, direct_logit_attribution)
 from .nnsight_utils import get_token_activations, collect_token_activations_batched  # noqa: E402
 from .prompt_utils import Prompt, run_prompts, get_first_tokens  # noqa: E402
 from .patching import activation_patching, collect_token_activations, load_activations  # noqa: E402
@@ -47,6 +47,6 @@ def configure_threads(threads=0):
 
 
 __all__ = ["StandardizedTransformer", "Tracer", "Config", "Error", "logit_lens", "patchscope_lens", "TargetPrompt",
-           "TargetPromptBatch", "repeat_prompt", "steer", "get_token_activations", "collect_token_activations_batched",
+           "TargetPromptBatch", "repeat_prompt", "it_repeat_prompt", "chat_inputs", "steer", "get_token_activations", "collect_token_activations_batched",
            "direct_logit_attribution", "Prompt", "run_prompts", "get_first_tokens", "activation_patching", "collect_token_activations",
            "load_activations", "configure_threads", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]

@@ -62,9 +62,15 @@ class Tokenizer:
 
     padding_side = "left"
 
-    def __init__(self, model):
+    def __init__(self, model=None, native=None):
         self._model = model
-        self._tok = model._engine.tokenizer
+        self._tok = native if native is not None else model._engine.tokenizer
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """The tokenizer of a model folder (tokenizer.json, tokenizer_config.json, chat_template.jinja)
+        without loading the model."""
+        return cls(native=_nnterp.Tokenizer.from_folder(os.fspath(path)))
 
     def __call__(self, text, return_tensors=None, add_special_tokens=True, padding=True, **kwargs):
         if return_tensors not in (None, "pt"):
@@ -75,14 +81,18 @@ class Tokenizer:
         if return_tensors is None:
             ids = [self.encode(t, add_special_tokens=add_special_tokens) for t in text]
             return BatchEncoding(input_ids=ids, attention_mask=[[1] * len(i) for i in ids])
-        if not add_special_tokens:
-            rows = [self.encode(t, add_special_tokens=False) for t in ([text] if isinstance(text, str) else text)]
-            width = max(len(r) for r in rows)
-            pad = self.pad_token_id if self.pad_token_id is not None else self._tok.padding_id
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+        if add_special_tokens and self._model is not None:
+            ids, mask = self._model._engine.tokenize(text)  # with the model's input checks
             return BatchEncoding(input_ids=ids, attention_mask=mask)
-        ids, mask = self._model._engine.tokenize(text)
+        texts = [text] if isinstance(text, str) else text
+        return self._pad_rows([self.encode(t, add_special_tokens=add_special_tokens) for t in texts])
+
+    def _pad_rows(self, rows):
+        """Token rows left-padded into tensors (pad id: pad, else eos, else 0; the mask hides it)."""
+        width = max(len(r) for r in rows)
+        pad = self.pad_token_id if self.pad_token_id is not None else self._tok.padding_id
+        ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
         return BatchEncoding(input_ids=ids, attention_mask=mask)
 
     def encode(self, text, add_special_tokens=True):
@@ -112,6 +122,59 @@ class Tokenizer:
 
     def tokenize(self, text, add_special_tokens=False):
         return self._tok.tokens(text, add_special_tokens)
+
+    @property
+    def chat_template(self):
+        """The model's chat template: its source, a dict of name → source when it has several, or None."""
+        names = self._tok.chat_template_names
+        if names:
+            return {name: self._tok.chat_template_source(name) for name in names}
+        return self._tok.chat_template_source() if self._tok.has_chat_template else None
+
+    def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
+                            add_generation_prompt=False, continue_final_message=False, tokenize=True,
+                            padding=False, truncation=False, max_length=None, return_tensors=None,
+                            return_dict=False, tokenizer_kwargs=None, **kwargs):
+        """transformers' ``tokenizer.apply_chat_template``, rendered by nnterp's Jinja2 interpreter.
+
+        ``conversation``: a list of messages (dicts with "role" and "content", and whatever else the
+        template reads: tool_calls, reasoning_content, lists of content parts), or a list of such
+        lists (a batch). ``tools`` and ``documents``: lists of JSON-schema dicts / dicts. Extra
+        keyword arguments become template variables (e.g. ``enable_thinking=False``). With
+        ``tokenize`` (the default, as in transformers) the text is encoded without adding special
+        tokens, since the template writes them."""
+        if kwargs.pop("return_assistant_tokens_mask", False):
+            raise UnsupportedError("apply_chat_template: return_assistant_tokens_mask is not supported")
+        if truncation or max_length is not None or tokenizer_kwargs:
+            raise UnsupportedError("apply_chat_template: truncation, max_length and tokenizer_kwargs are not "
+                                   "supported; tokenize the text yourself")
+        if tools is not None:
+            for tool in tools:
+                if not isinstance(tool, dict):
+                    raise UnsupportedError("apply_chat_template: tools must be JSON-schema dicts (nnterp does not "
+                                           "derive schemas from Python functions)")
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple)) or \
+            bool(conversation) and hasattr(conversation[0], "messages")
+        chats = conversation if batched else [conversation]
+        chats = [getattr(chat, "messages", chat) for chat in chats]
+        texts = [self._tok.apply_chat_template(
+            json.dumps(list(chat), ensure_ascii=False), add_generation_prompt, continue_final_message,
+            chat_template or "", "" if tools is None else json.dumps(tools, ensure_ascii=False),
+            "" if documents is None else json.dumps(documents, ensure_ascii=False),
+            json.dumps(kwargs, ensure_ascii=False) if kwargs else "") for chat in chats]
+        if not tokenize:
+            return texts if batched else texts[0]
+        rows = [self.encode(t, add_special_tokens=False) for t in texts]
+        if return_tensors == "pt" or return_dict:
+            if return_tensors == "pt":
+                encoded = self._pad_rows(rows)
+            else:
+                encoded = BatchEncoding(input_ids=rows if batched else rows[0],
+                                        attention_mask=[[1] * len(r) for r in rows] if batched else [1] * len(rows[0]))
+            return encoded if return_dict else encoded["input_ids"]
+        if return_tensors is not None:
+            raise UnsupportedError(f"return_tensors={return_tensors!r}: only 'pt' (torch) or None")
+        return rows if batched else rows[0]
 
     @property
     def pad_token_id(self):

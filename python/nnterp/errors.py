@@ -64,6 +64,11 @@ class TokenizerError(Error, ValueError):
     """The tokenizer could not encode or decode the input."""
 
 
+class TemplateError(Error, ValueError):
+    """A chat template failed to parse or render (its ``subject`` is "NAME:LINE:COLUMN"), or the
+    model has no chat template."""
+
+
 _BY_KIND = {
     "Io": IoError,
     "Format": FormatError,
@@ -76,6 +81,7 @@ _BY_KIND = {
     "InvalidArgument": InvalidArgumentError,
     "OutOfOrder": OutOfOrderError,
     "Tokenizer": TokenizerError,
+    "Template": TemplateError,
 }
 assert set(_BY_KIND) == set(_nnterp._error_kinds()), "a C++ ErrorKind has no Python class"
 for _kind, _cls in _BY_KIND.items():

@@ -4,6 +4,7 @@ import torch
 
 from . import _nnterp
 from ._model import StandardizedTransformer
+from .interventions import chat_inputs
 
 
 class Prompt:
@@ -57,9 +58,10 @@ def next_token_probs_unsqueeze(nn_model, prompt, remote=False, **kwargs):
 
 @torch.no_grad()
 def run_prompts(nn_model: StandardizedTransformer, prompts, batch_size=32, get_probs_func=None, func_kwargs=None,
-                remote=False, tqdm=None):
+                remote=False, tqdm=None, chat=False):
     """Each category's summed target probability for every prompt: {category: [N, layers]}
-    (layers = 1 with the default next-token probabilities, num_layers with get_probs_func=logit_lens)."""
+    (layers = 1 with the default next-token probabilities, num_layers with get_probs_func=logit_lens).
+    With ``chat``, each prompt is a user turn of the model's chat template (see chat_inputs)."""
     if not prompts:
         return {}
     keys = set(prompts[0].target_tokens)
@@ -71,7 +73,8 @@ def run_prompts(nn_model: StandardizedTransformer, prompts, batch_size=32, get_p
     results = {k: [] for k in keys}
     for i in (tqdm(starts, desc="Running prompts") if tqdm else starts):
         batch = prompts[i:i + batch_size]
-        probs = get_probs_func(nn_model, [p.prompt for p in batch], **func_kwargs)
+        texts = [p.prompt for p in batch]
+        probs = get_probs_func(nn_model, chat_inputs(nn_model, texts) if chat else texts, **func_kwargs)
         for j, p in enumerate(batch):
             for k, tokens in p.target_tokens.items():
                 results[k].append(probs[j, :, tokens].sum(dim=1).cpu())

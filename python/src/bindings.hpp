@@ -30,5 +30,6 @@ void bind_errors(py::module_& m);
 void bind_model(py::module_& m);
 void bind_trace(py::module_& m);
 void bind_methods(py::module_& m);
+void bind_chat(py::module_& m);
 
 }  // namespace nnterp::python

@@ -11,9 +11,12 @@ namespace nnterp::python {
 
 namespace {
 
-std::vector<TargetPrompt> target_prompts(const std::vector<std::pair<std::string, int64_t>>& targets) {
+// (prompt, index_to_patch, token_ids): the ids, when not empty, are used instead of the text.
+using TargetTuple = std::tuple<std::string, int64_t, std::vector<int64_t>>;
+
+std::vector<TargetPrompt> target_prompts(const std::vector<TargetTuple>& targets) {
   std::vector<TargetPrompt> out;
-  for (const auto& [prompt, index] : targets) out.push_back(TargetPrompt{prompt, index, {}});
+  for (const auto& [prompt, index, ids] : targets) out.push_back(TargetPrompt{prompt, index, ids});
   return out;
 }
 
@@ -73,7 +76,7 @@ void bind_methods(py::module_& m) {
     return collect_token_activations_batched(model, input, batch_size, layers, idx, point);
   });
   m.def("patchscope_lens", [](const Model& model, const py::handle& sources,
-                              const std::vector<std::pair<std::string, int64_t>>& targets, const std::vector<int>& layers,
+                              const std::vector<TargetTuple>& targets, const std::vector<int>& layers,
                               int64_t source_idx, int64_t batch_size) {
     const PatchscopeOptions options{layers, source_idx, batch_size};
     if (THPVariable_Check(sources.ptr()) && sources.cast<torch::Tensor>().is_floating_point()) {
@@ -84,6 +87,13 @@ void bind_methods(py::module_& m) {
     auto input = trace_input(sources);
     py::gil_scoped_release unlocked;
     return patchscope_lens(model, input, target_prompts(targets), options);
+  });
+  m.def("it_repeat_prompt", [](const Tokenizer& tokenizer, const std::vector<std::string>& words, const std::string& rel,
+                               const std::string& sep, const std::string& placeholder, bool complete_prompt,
+                               bool add_user_instr, bool use_system_prompt) {
+    auto target = it_repeat_prompt(tokenizer, words, rel, sep, placeholder, complete_prompt, add_user_instr,
+                                   use_system_prompt);
+    return py::make_tuple(target.prompt, target.index_to_patch, target.token_ids);
   });
   m.def("repeat_prompt", [](const std::vector<std::string>& words, const std::string& rel, const std::string& sep,
                             const std::string& placeholder, int64_t index_to_patch) {

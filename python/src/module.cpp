@@ -36,6 +36,7 @@ const std::map<std::string, ErrorKind>& kind_names() {
       {"InvalidArgument", ErrorKind::InvalidArgument},
       {"OutOfOrder", ErrorKind::OutOfOrder},
       {"Tokenizer", ErrorKind::Tokenizer},
+      {"Template", ErrorKind::Template},
   };
   return names;
 }
@@ -132,7 +133,37 @@ void bind_model(py::module_& m) {
       .def_property_readonly("pad_token_id", &Tokenizer::pad_token_id)
       .def_property_readonly("bos_token_id", &Tokenizer::bos_token_id)
       .def_property_readonly("eos_token_id", &Tokenizer::eos_token_id)
-      .def_property_readonly("padding_id", &Tokenizer::padding_id);
+      .def_property_readonly("padding_id", &Tokenizer::padding_id)
+      .def_static("from_folder", [](const std::string& path) { return Tokenizer::from_folder(path); }, py::arg("path"))
+      .def_property_readonly("has_chat_template", &Tokenizer::has_chat_template)
+      .def_property_readonly("chat_template_names", &Tokenizer::chat_template_names)
+      .def("chat_template_source",
+           [](const Tokenizer& t, const std::string& name, bool tools) {
+             ChatTemplateOptions options;
+             options.chat_template = name;
+             if (tools) options.tools_json = "[]";
+             return t.chat_template_source(options);
+           },
+           py::arg("name") = "", py::arg("tools") = false)
+      .def("apply_chat_template",
+           [](const Tokenizer& t, const std::string& messages_json, bool add_generation_prompt,
+              bool continue_final_message, const std::string& chat_template, const std::string& tools_json,
+              const std::string& documents_json, const std::string& extra_json, const std::string& fixed_time) {
+             ChatTemplateOptions options;
+             options.add_generation_prompt = add_generation_prompt;
+             options.continue_final_message = continue_final_message;
+             options.chat_template = chat_template;
+             options.tools_json = tools_json;
+             options.documents_json = documents_json;
+             options.extra_json = extra_json;
+             options.render.fixed_time = fixed_time;
+             py::gil_scoped_release release;
+             return t.apply_chat_template_json(messages_json, options);
+           },
+           py::arg("messages_json"), py::arg("add_generation_prompt") = false,
+           py::arg("continue_final_message") = false, py::arg("chat_template") = "", py::arg("tools_json") = "",
+           py::arg("documents_json") = "", py::arg("extra_json") = "", py::arg("fixed_time") = "",
+           "transformers' apply_chat_template(tokenize=False) on a JSON list of messages.");
 
   py::class_<StandardizedTransformer, ModelPtr>(m, "Model", "A loaded model (nnterp::StandardizedTransformer).")
       .def(py::init([](const std::string& path, const std::string& dtype, const std::string& device, bool load_tokenizer,
@@ -253,4 +284,5 @@ PYBIND11_MODULE(_nnterp, m) {
   nnterp::python::bind_model(m);
   nnterp::python::bind_trace(m);
   nnterp::python::bind_methods(m);
+  nnterp::python::bind_chat(m);
 }

@@ -17,6 +17,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::InvalidArgument: return "invalid argument";
     case ErrorKind::OutOfOrder: return "out of order";
     case ErrorKind::Tokenizer: return "tokenizer error";
+    case ErrorKind::Template: return "chat template error";
   }
   return "error";
 }

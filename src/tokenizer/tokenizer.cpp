@@ -14,6 +14,7 @@
 #include "io/json_reader.hpp"
 #include "nnterp/error.hpp"
 #include "tokenizer/added_vocabulary.hpp"
+#include "tokenizer/tok_chat.hpp"
 #include "tokenizer/tok_components.hpp"
 
 namespace nnterp {
@@ -30,6 +31,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<tok::TokDecoder> decoder;
   tok::AddedVocabulary added;
   std::optional<int64_t> pad_id, bos_id, eos_id;
+  tok::ChatTemplates chat;
 
   // Everything up to (not including) the post-processor.
   void encode_content(std::string_view text, std::vector<uint32_t>& ids, std::vector<std::string>* tokens) const;
@@ -97,14 +99,6 @@ std::string tok_read_file(const fs::path& path) {
   }
   gzclose(f);
   return out;
-}
-
-// A special token of tokenizer_config.json / special_tokens_map.json: "content" or an
-// AddedToken object {"content": ...}.
-std::string tok_token_content(const io::JsonValue& v) {
-  if (v.is_object()) return v.at("content").string();
-  if (!v.is_string()) v.fail("a string or an AddedToken object");
-  return v.string();
 }
 
 }  // namespace
@@ -210,14 +204,15 @@ std::optional<int64_t> tok_special_id(const Tokenizer::Impl& impl, const io::Jso
                                       const io::JsonValue& special_map, const char* key) {
   const auto value = config.contains(key) ? config.find(key) : special_map.find(key);
   if (!value) return std::nullopt;
-  const int64_t id = impl.lookup(tok_token_content(*value));
+  const int64_t id = impl.lookup(tok::special_token_content(*value));
   if (id < 0) return std::nullopt;
   return id;
 }
 
 std::unique_ptr<Tokenizer::Impl> tok_build_checked(std::string_view json_text, std::string_view config_text,
-                                                   std::string_view special_map_text, const TokenizerOptions& options,
-                                                   const std::string& subject, const std::string& config_subject) {
+                                                   std::string_view special_map_text, tok::ChatTemplateFiles chat_files,
+                                                   const TokenizerOptions& options, const std::string& subject,
+                                                   const std::string& config_subject) {
   auto impl = std::make_unique<Tokenizer::Impl>();
   const nlohmann::json j = tok_parse_json(json_text, subject);
   if (!j.is_object()) throw Error(ErrorKind::Format, subject, "a tokenizer.json must be a JSON object");
@@ -229,6 +224,7 @@ std::unique_ptr<Tokenizer::Impl> tok_build_checked(std::string_view json_text, s
   impl->pad_id = tok_special_id(*impl, config, special_map, "pad_token");
   impl->bos_id = tok_special_id(*impl, config, special_map, "bos_token");
   impl->eos_id = tok_special_id(*impl, config, special_map, "eos_token");
+  impl->chat = tok::load_chat_templates(config, special_map, std::move(chat_files));
 
   // add_bos_token / add_eos_token: transformers' fast tokenizers rebuild the post-processor
   // from them; we do when they disagree with what tokenizer.json's post-processor does.
@@ -280,9 +276,11 @@ std::unique_ptr<Tokenizer::Impl> tok_build_checked(std::string_view json_text, s
 
 std::unique_ptr<Tokenizer::Impl> tok_build(std::string_view json_text, std::string_view config_text,
                                            std::string_view special_map_text, const TokenizerOptions& options,
-                                           const std::string& subject, const std::string& config_subject) {
+                                           const std::string& subject, const std::string& config_subject,
+                                           tok::ChatTemplateFiles chat_files = {}) {
   try {
-    return tok_build_checked(json_text, config_text, special_map_text, options, subject, config_subject);
+    return tok_build_checked(json_text, config_text, special_map_text, std::move(chat_files), options, subject,
+                             config_subject);
   } catch (const nlohmann::json::exception& e) {
     // A last line of defence: every read goes through io::JsonValue, whose errors name the key.
     throw Error(ErrorKind::Format, subject, std::string("unexpected content: ") + e.what());
@@ -307,7 +305,9 @@ Tokenizer Tokenizer::from_file(const fs::path& tokenizer_json, const fs::path& t
     if (fs::is_regular_file(sm, ec)) special_map = tok_read_file(sm);
   }
   return Tokenizer(tok_build(json, config, special_map, options, tokenizer_json.string(),
-                             tokenizer_config.empty() ? std::string("tokenizer_config.json") : tokenizer_config.string()));
+                             tokenizer_config.empty() ? std::string("tokenizer_config.json") : tokenizer_config.string(),
+                             tokenizer_config.empty() ? tok::ChatTemplateFiles{}
+                                                      : tok::read_chat_template_files(tokenizer_config.parent_path())));
 }
 
 Tokenizer Tokenizer::from_folder(const fs::path& dir, const TokenizerOptions& options) {
@@ -325,7 +325,39 @@ Tokenizer Tokenizer::from_folder(const fs::path& dir, const TokenizerOptions& op
   if (fs::is_regular_file(config, ec)) config_text = tok_read_file(config);
   const fs::path sm = dir / "special_tokens_map.json";
   if (fs::is_regular_file(sm, ec)) special_map = tok_read_file(sm);
-  return Tokenizer(tok_build(json_text, config_text, special_map, options, json.string(), config.string()));
+  return Tokenizer(tok_build(json_text, config_text, special_map, options, json.string(), config.string(),
+                             tok::read_chat_template_files(dir)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat templates (tokenizer/chat.cpp)
+
+bool Tokenizer::has_chat_template() const { return !impl_->chat.templates.empty(); }
+
+std::vector<std::string> Tokenizer::chat_template_names() const {
+  std::vector<std::string> names;
+  if (impl_->chat.named) {
+    for (const auto& t : impl_->chat.templates) names.push_back(t.name);
+  }
+  return names;
+}
+
+std::string Tokenizer::chat_template_source(const ChatTemplateOptions& options) const {
+  return tok::select_chat_template(impl_->chat, options, !options.tools_json.empty()).source;
+}
+
+std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                           const ChatTemplateOptions& options) const {
+  return tok::apply_chat_template(impl_->chat, messages, options);
+}
+
+std::string Tokenizer::apply_chat_template_json(std::string_view messages_json, const ChatTemplateOptions& options) const {
+  return tok::apply_chat_template(impl_->chat, messages_json, options);
+}
+
+std::vector<int64_t> Tokenizer::encode_chat(const std::vector<ChatMessage>& messages,
+                                            const ChatTemplateOptions& options) const {
+  return encode_ids(apply_chat_template(messages, options), false);
 }
 
 // ---------------------------------------------------------------------------------------------
