@@ -9,6 +9,7 @@
 
 #include "nnterp/error.hpp"
 #include "nnterp/inputs.hpp"
+#include "nnterp/plot.hpp"
 #include "nnterp/safetensors.hpp"
 #include "nnterp/tokenizer.hpp"
 
@@ -16,6 +17,7 @@ namespace nnterp::cli {
 
 void add_prompt_options(CLI::App& cmd, PromptSource& source, const std::string& prefix, const std::string& what) {
   const std::string p = prefix.empty() ? "" : prefix + "-";
+  source.prefix = prefix;
   cmd.add_option("--" + p + "prompt", source.prompts, "a prompt (repeat for a batch)");
   cmd.add_option("--" + p + "prompts", source.prompts_file,
                  "file of " + what + ": one per line, or JSONL (a JSON string or {\"prompt\": ...} per line)")
@@ -27,10 +29,13 @@ void add_prompt_options(CLI::App& cmd, PromptSource& source, const std::string& 
 
 TraceInput resolve_prompts(const PromptSource& source, const std::string& what) {
   const int given = !source.prompts.empty() + !source.prompts_file.empty() + !source.inputs.empty();
+  const std::string p = "--" + (source.prefix.empty() ? "" : source.prefix + "-");
   if (given == 0)
-    throw Error(ErrorKind::InvalidArgument, what, "none given", "use --prompt TEXT, --prompts FILE or --inputs IN.safetensors");
+    throw Error(ErrorKind::InvalidArgument, what, "none given",
+                "use " + p + "prompt TEXT, " + p + "prompts FILE or " + p + "inputs IN.safetensors");
   if (given > 1)
-    throw Error(ErrorKind::InvalidArgument, what, "given several ways at once", "use only one of --prompt, --prompts and --inputs");
+    throw Error(ErrorKind::InvalidArgument, what, "given several ways at once",
+                "use only one of " + p + "prompt, " + p + "prompts and " + p + "inputs");
   if (!source.inputs.empty()) return TraceInput(io::read_token_inputs(source.inputs));
   if (!source.prompts_file.empty()) {
     auto prompts = io::read_prompt_file(source.prompts_file);
@@ -87,6 +92,50 @@ TraceInput apply_chat(const TraceInput& input, const ChatFlags& flags, const Sta
   return TraceInput(chat_inputs(model, input.prompts, flags.options(model)));
 }
 
+// A steering vector file: safetensors (the tensor "vector", else its only tensor) or whitespace-
+// separated numbers, as `generate --steer` reads it; [hidden] float32.
+torch::Tensor read_steering_vector(const std::string& path, const StandardizedTransformer& model, const std::string& flag) {
+  torch::Tensor v;
+  if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors") {
+    auto file = io::SafetensorsFile::open(path);
+    std::string name = file->contains("vector") ? "vector" : "";
+    if (name.empty() && file->tensors().size() == 1) name = file->tensors()[0].name;
+    if (name.empty()) throw Error(ErrorKind::Format, flag + " " + path, "expected a tensor named 'vector' or exactly one tensor");
+    v = file->tensor(name).to(torch::kFloat32).reshape({-1}).clone();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorKind::Io, flag + " " + path, "cannot open");
+    std::vector<float> values;
+    double x;
+    while (in >> x) values.push_back(static_cast<float>(x));
+    if (!in.eof() || values.empty())
+      throw Error(ErrorKind::Format, flag + " " + path, "expected whitespace-separated numbers (or a .safetensors file)");
+    v = torch::tensor(values);
+  }
+  if (v.numel() != model.hidden_size())
+    throw Error(ErrorKind::Shape, flag + " " + path,
+                "the steering vector has " + std::to_string(v.numel()) + " values, the model's hidden size is " +
+                    std::to_string(model.hidden_size()));
+  if (!torch::isfinite(v).all().item<bool>()) throw Error(ErrorKind::InvalidArgument, flag + " " + path, "holds NaN or Inf values");
+  return v;
+}
+
+void save_comparison_html(const std::string& path, const torch::Tensor& first, const torch::Tensor& second,
+                          const std::vector<std::string>& rows, const std::string& title,
+                          const StandardizedTransformer& model, const TraceInput& prompts, int64_t top, int width,
+                          int height) {
+  TopkPlotOptions po;
+  po.k = top;
+  po.title = title;
+  po.row_labels = rows;
+  po.row_title = "";
+  po.width = width;
+  po.height = height;
+  if (!prompts.tokens) po.subtitles = prompts.prompts;
+  save_html(path, plot_topk_tokens(torch::stack({first, second}, 1), model.tokenizer(), po));  // [prompts, 2, vocab]
+  fmt::print(stderr, "wrote {}\n", path);
+}
+
 std::vector<int> parse_layers(const std::string& spec, const StandardizedTransformer& model) {
   return io::parse_layers(spec, model.num_layers());
 }
@@ -127,10 +176,14 @@ int64_t answer_token(const StandardizedTransformer& model, const std::string& wo
   return ids[0];
 }
 
-Point parse_point_kind(const std::string& name) {
+Point parse_point_kind(const std::string& name, bool residual_only) {
+  auto residual = [](Point p) {
+    return p == Point::LayerInput || p == Point::LayerOutput || p == Point::AttnInput || p == Point::AttnOutput ||
+           p == Point::ResidMid || p == Point::MlpInput || p == Point::MlpOutput;
+  };
   std::string known;
   for (const auto& info : point_table()) {
-    if (!info.per_layer()) continue;
+    if (!info.per_layer() || (residual_only && !residual(info.point))) continue;
     const std::string pattern = info.pattern;
     const std::string suffix = pattern.substr(pattern.rfind('.') + 1);
     if (name == pattern || name == suffix || name == info.trace_name) return info.point;

@@ -18,6 +18,7 @@ struct PromptSource {
   std::vector<std::string> prompts;  // --prompt
   std::string prompts_file;          // --prompts
   std::string inputs;                // --inputs
+  std::string prefix;                // set by add_prompt_options: "corrupted" for --corrupted-prompt, ...
   bool given() const { return !prompts.empty() || !prompts_file.empty() || !inputs.empty(); }
 };
 
@@ -43,6 +44,17 @@ std::string chat_template_choice(const std::string& name_or_file, const Tokenize
 TraceInput apply_chat(const TraceInput& input, const ChatFlags& flags, const StandardizedTransformer& model,
                       const std::string& what = "prompts");
 
+// A steering vector file given by `flag`: safetensors (the tensor "vector", else its only tensor)
+// or whitespace-separated numbers; checked to be [hidden] and finite. Float32.
+torch::Tensor read_steering_vector(const std::string& path, const StandardizedTransformer& model, const std::string& flag);
+
+// --html of the commands that compare two next-token distributions per prompt (steer apply, skip):
+// per prompt, a heatmap of two rows (`rows`: what each distribution is) × the top `top` tokens.
+void save_comparison_html(const std::string& path, const torch::Tensor& first, const torch::Tensor& second,
+                          const std::vector<std::string>& rows, const std::string& title,
+                          const StandardizedTransformer& model, const TraceInput& prompts, int64_t top, int width,
+                          int height);
+
 // --layers against the model (io::parse_layers).
 std::vector<int> parse_layers(const std::string& spec, const StandardizedTransformer& model);
 
@@ -61,7 +73,9 @@ void write_results(const std::string& path, const std::vector<std::pair<std::str
 int64_t answer_token(const StandardizedTransformer& model, const std::string& word, int64_t id, const char* flag);
 
 // A per-layer point kind: "layers.{i}.attn_output", "attn_output" or the trace name "attentions_output".
-Point parse_point_kind(const std::string& name);
+// `residual_only`: only the points of shape [batch, tokens, hidden] (what collect reads); the error
+// lists exactly the points accepted.
+Point parse_point_kind(const std::string& name, bool residual_only = false);
 
 // Loads the model for a command (tokenizer included when the folder has one).
 

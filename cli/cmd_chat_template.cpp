@@ -88,7 +88,8 @@ void list_templates(const Tokenizer& tok) {
 }
 
 void run(const ChatTemplateCmd& o) {
-  const Tokenizer tok = Tokenizer::from_folder(resolve_model(o.model));
+  reject_prompt_as_model(o.model);
+  const Tokenizer tok = Tokenizer::from_folder(resolve_model(o.model.empty() ? default_model() : o.model));
   if (o.list) return list_templates(tok);
   ChatTemplateOptions options;
   options.add_generation_prompt = o.add_generation_prompt;
@@ -124,7 +125,8 @@ static CommandRegistration chat_template_command(32, [](CLI::App& app) {
   auto o = std::make_shared<ChatTemplateCmd>();
   auto* cmd = app.add_subcommand("chat-template",
                                  "a conversation in the model's chat template, as transformers' apply_chat_template renders it");
-  cmd->add_option("model", o->model, "model or tokenizer folder, or HuggingFace hub id (resolved offline)")->required();
+  cmd->add_option("model", o->model,
+                  "model or tokenizer folder, or HuggingFace hub id (resolved offline); default: the embedded model");
   cmd->add_option("--messages", o->messages,
                   "the conversation: a JSON file holding a list of {\"role\", \"content\", ...} messages (- for stdin)");
   cmd->add_option("--user", o->user, "instead of --messages: one user turn with this text");

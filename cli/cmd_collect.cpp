@@ -7,6 +7,7 @@
 #include "common.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/methods.hpp"
+#include "progress.hpp"
 
 namespace nnterp::cli {
 
@@ -27,20 +28,24 @@ static torch::ScalarType parse_save_dtype(const std::string& s) {
 
 static void run_collect(const CollectCmd& o) {
   if (o.out_dir.empty() && o.out.empty())
-    throw Error(ErrorKind::InvalidArgument, "output", "nowhere to write the activations", "give --out-dir DIR (shards) or --out FILE.safetensors");
+    throw Error(ErrorKind::InvalidArgument, "--out-dir / --out", "nowhere to write the activations",
+                "give --out-dir DIR (shards) or --out FILE.safetensors");
+  // Every option checked before the model loads.
+  const Point point = parse_point_kind(o.point, /*residual_only=*/true);
+  const torch::ScalarType save_dtype = parse_save_dtype(o.save_dtype);
   auto model = load_model(o);
   auto prompts = apply_chat(resolve_prompts(o.source), o.chat, model);
   CollectOptions co;
   co.layers = parse_layers(o.layers, model);
   co.idx = o.idx;
-  co.point = parse_point_kind(o.point);
+  co.point = point;
   co.batch_size = o.batch_size;
   co.out_dir = o.out_dir;
   co.shard_size = o.shard_size;
   co.max_shard_bytes = static_cast<int64_t>(o.max_shard_mb * 1024 * 1024);
-  co.dtype = parse_save_dtype(o.save_dtype);
+  co.dtype = save_dtype;
   co.overwrite = o.overwrite;
-  co.progress = !o.no_progress;
+  co.progress = progress_wanted(o.no_progress);
   auto r = collect_token_activations(model, prompts, co);
   if (!o.out.empty()) {
     auto acts = r.activations.defined() ? r.activations : load_activations(o.out_dir);
@@ -80,16 +85,17 @@ static CommandRegistration collect_command(50, [](CLI::App& app) {
   add_prompt_options(*cmd, o->source);
   add_chat_options(*cmd, o->chat);
   cmd->add_option("--layers", o->layers, "layers: all (default), 3, 0,4,8, 2-5, -1");
-  cmd->add_option("--idx", o->idx, "token of each prompt: -1 (default) is the last, 0 the first");
-  cmd->add_option("--point", o->point, "per-layer point: output (default), input, attn_output, mlp_output, attn_input, mlp_input");
-  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  any_integer(cmd->add_option("--idx", o->idx, "token of each prompt: -1 (default) is the last, 0 the first"));
+  cmd->add_option("--point", o->point, "per-layer point: output (default), input, attn_input, attn_output, resid_mid, mlp_input, mlp_output");
+  positive_integer(cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)"));
   cmd->add_option("--out-dir", o->out_dir, "write shard-NNNNN.safetensors + manifest.json here (rerun to resume)");
-  cmd->add_option("--shard-size", o->shard_size, "prompts per shard (default: as many as fit in --max-shard-mb)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-shard-mb", o->max_shard_mb, "memory bound: the most MiB of activations held at once (default 256)")
-      ->check(CLI::PositiveNumber);
+  non_negative_integer(cmd->add_option("--shard-size", o->shard_size, "prompts per shard (default: as many as fit in --max-shard-mb)"));
+  positive_number(
+      cmd->add_option("--max-shard-mb", o->max_shard_mb, "memory bound: the most MiB of activations held at once (default 256)"));
   cmd->add_option("--save-dtype", o->save_dtype, "dtype the activations are saved in: f32 (default), f16, bf16");
   cmd->add_flag("--overwrite", o->overwrite, "replace a different collection already in --out-dir");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar (it is only drawn on a terminal anyway)");
+  add_quiet_option(*cmd, o->no_progress);
   add_json_out_options(*cmd, *o, o->out, "print a JSON summary", "also save activations [layers, prompts, hidden] to one safetensors file");
   cmd->footer("Examples:\n  nnterp collect gpt2 --prompts prompts.txt --layers 4,8,11 --out-dir acts/\n"
               "  nnterp collect path/to/model --inputs in.safetensors --out acts.safetensors --json");

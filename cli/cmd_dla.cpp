@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "nnterp/methods.hpp"
+#include "progress.hpp"
 
 namespace nnterp::cli {
 
@@ -15,7 +16,8 @@ struct DlaCmd : CommonOptions {
   PromptSource prompts;
   ChatFlags chat;
   std::string target, out;
-  int64_t target_id = -1, idx = -1, top = 0;
+  int64_t target_id = -1, idx = -1, top = 0, batch_size = 32;
+  bool quiet = false;
 };
 
 static void run_dla(const DlaCmd& o) {
@@ -24,7 +26,18 @@ static void run_dla(const DlaCmd& o) {
   const int64_t target = answer_token(model, o.target, o.target_id, "--target");
   DlaOptions options;
   options.idx = o.idx;
-  auto r = direct_logit_attribution(model, prompts, {target}, options);
+  options.batch_size = o.batch_size;
+  DlaResult r;
+  std::vector<torch::Tensor> values, logits, model_logits;  // per chunk of --batch-size prompts (with a progress bar)
+  const int64_t n_prompts = input_size(prompts);
+  for_each_chunk(n_prompts, o.batch_size, progress_wanted(o.quiet), "prompts", [&](int64_t b, int64_t e) {
+    r = direct_logit_attribution(model, b == 0 && e == n_prompts ? prompts : input_slice(prompts, b, e), {target}, options);
+    values.push_back(r.values), logits.push_back(r.logits), model_logits.push_back(r.model_logits);
+  });
+  if (values.size() > 1) {
+    r.values = torch::cat(values, 0), r.logits = torch::cat(logits, 0), r.model_logits = torch::cat(model_logits, 0);
+    r.targets.assign(static_cast<size_t>(n_prompts), target);
+  }
   if (!o.out.empty())
     write_results(o.out, {{"values", r.values}, {"logits", r.logits}, {"model_logits", r.model_logits}}, model, "dla");
   const int64_t N = r.values.size(0), C = r.values.size(1);
@@ -65,9 +78,11 @@ static CommandRegistration dla_command(62, [](CLI::App& app) {
   add_prompt_options(*cmd, o->prompts);
   add_chat_options(*cmd, o->chat);
   cmd->add_option("--target", o->target, "the target token (first token of this text, e.g. \" Paris\")");
-  cmd->add_option("--target-id", o->target_id, "the target as a token id");
-  cmd->add_option("--idx", o->idx, "the token whose logits are attributed (default -1, the last)");
-  cmd->add_option("--top", o->top, "show the N largest components (default: all)")->check(CLI::NonNegativeNumber);
+  non_negative_integer(cmd->add_option("--target-id", o->target_id, "the target as a token id"));
+  any_integer(cmd->add_option("--idx", o->idx, "the token whose logits are attributed (default -1, the last)"));
+  non_negative_integer(cmd->add_option("--top", o->top, "show the N largest components (default: 0, all)"));
+  positive_integer(cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)"));
+  add_quiet_option(*cmd, o->quiet);
   add_json_out_options(*cmd, *o, o->out, "print JSON", "save values [prompts, components], logits and model_logits");
   cmd->footer("Example:\n  nnterp dla --prompt \"The capital of France is\" --target \" Paris\" --top 5");
   cmd->callback([o] { run_dla(*o); });

@@ -1,8 +1,10 @@
-// nnterp dump MODEL --inputs IN.safetensors --out OUT.safetensors: every standardized point of
-// one forward pass, float32 (integer points, the routing's expert_indices, as they are), named as in
-// the HF fixtures (logits, embed.output, layers.{i}.output, ...).
+// nnterp dump [MODEL] --inputs IN.safetensors | --prompt TEXT... | --prompts FILE --out OUT.safetensors:
+// every standardized point of one forward pass, float32 (integer points, the routing's
+// expert_indices, as they are), named as in the HF fixtures (logits, embed.output, layers.{i}.output,
+// ...). --inputs also reads `generate --out`'s generated_ids.
 #include <fmt/format.h>
 
+#include "cli_inputs.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "nnterp/error.hpp"
@@ -14,7 +16,8 @@
 namespace nnterp::cli {
 
 struct DumpOptions : CommonOptions {
-  std::string inputs, out;
+  PromptSource source;
+  std::string out;
   std::vector<std::string> points;
 };
 
@@ -39,8 +42,10 @@ static void check_points_exist(const StandardizedTransformer& model, const std::
 }
 
 static void run_dump(const DumpOptions& options) {
+  const TraceInput prompts = resolve_prompts(options.source);
   StandardizedTransformer model = load_model(options, /*validate=*/false);
-  const TokenBatch inputs = io::read_token_inputs(options.inputs);
+  // Prompts are tokenized as every method tokenizes them (left-padded, special tokens added).
+  const TokenBatch inputs = model.tokenize(prompts);
   ForwardInput in;
   in.input_ids = inputs.input_ids;
   in.attention_mask = inputs.attention_mask;
@@ -65,12 +70,14 @@ static CommandRegistration dump_command(20, [](CLI::App& app) {
   auto options = std::make_shared<DumpOptions>();
   auto* cmd = app.add_subcommand("dump", "run one forward pass and save every standardized point");
   add_model_options(*cmd, *options);
-  cmd->add_option("--inputs", options->inputs, "safetensors with int64 input_ids [B,T] and attention_mask [B,T]")
-      ->required()->check(CLI::ExistingFile);
+  add_prompt_options(*cmd, options->source);
   cmd->add_option("--out", options->out, "output safetensors file")->required();
   cmd->add_option("--points", options->points,
                   "only these points (e.g. logits layers.{i}.output layers.3.attn_probs); `nnterp points` lists them");
-  cmd->footer("Example:\n  nnterp dump path/to/model --inputs in.safetensors --out acts.safetensors");
+  cmd->footer("Examples:\n  nnterp dump path/to/model --inputs in.safetensors --out acts.safetensors\n"
+              "  nnterp dump --prompt 'The capital of France is' --points logits layers.{i}.output --out acts.safetensors\n"
+              "  nnterp generate --inputs in.safetensors --max-new-tokens 5 --out gen.safetensors\n"
+              "  nnterp dump --inputs gen.safetensors --out acts.safetensors   # reads generated_ids");
   cmd->callback([options] { run_dump(*options); });
 });
 

@@ -1,4 +1,4 @@
-// nnterp generate [MODEL] "prompt" | MODEL --inputs IN.safetensors --out OUT.safetensors
+// nnterp generate [MODEL] --prompt "prompt" | [MODEL] --inputs IN.safetensors [--out OUT.safetensors]
 // Streams new tokens to stdout as they come; --steer LAYER:VECTOR_FILE:FACTOR steers every step.
 #include <fmt/format.h>
 
@@ -18,9 +18,10 @@
 namespace nnterp::cli {
 
 struct GenerateCommand {
-  std::vector<std::string> positionals;  // [MODEL] PROMPT
+  std::vector<std::string> positionals;  // [MODEL] [PROMPT]
   CommonOptions common;
-  std::string inputs, out;
+  PromptSource source;  // --prompt, --prompts, --inputs
+  std::string out;
   GenerateOptions generation;
   uint64_t seed = 0;
   bool has_seed = false;
@@ -33,25 +34,6 @@ struct Steering {
   torch::Tensor vector;
   double factor;
 };
-
-// A vector file: safetensors (the tensor named "vector", else the only tensor) or whitespace-separated numbers.
-static torch::Tensor read_vector(const std::string& path) {
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) throw Error(ErrorKind::Io, path, "cannot open the steering vector file");
-  if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors") {
-    auto file = io::SafetensorsFile::open(path);
-    std::string name = file->contains("vector") ? "vector" : "";
-    if (name.empty() && file->tensors().size() == 1) name = file->tensors()[0].name;
-    if (name.empty()) throw Error(ErrorKind::Format, path, "expected a tensor named 'vector' or exactly one tensor");
-    return file->tensor(name).to(torch::kFloat32).reshape({-1}).clone();
-  }
-  std::vector<float> values;
-  double v;
-  while (probe >> v) values.push_back(static_cast<float>(v));
-  if (!probe.eof() || values.empty())
-    throw Error(ErrorKind::Format, path, "expected whitespace-separated numbers (or a .safetensors file)");
-  return torch::tensor(values);
-}
 
 static std::vector<Steering> parse_steering(const std::vector<std::string>& specs, const StandardizedTransformer& model) {
   std::vector<Steering> out;
@@ -69,61 +51,92 @@ static std::vector<Steering> parse_steering(const std::vector<std::string>& spec
     if (s.layer < 0) s.layer += static_cast<int>(model.num_layers());
     if (s.layer < 0 || s.layer >= model.num_layers())
       throw Error(ErrorKind::InvalidArgument, "--steer " + spec, "layer out of range (the model has " + std::to_string(model.num_layers()) + ")");
-    s.vector = read_vector(spec.substr(first + 1, last - first - 1));
-    if (s.vector.numel() != model.hidden_size())
-      throw Error(ErrorKind::Shape, spec.substr(first + 1, last - first - 1),
-                  "the steering vector has " + std::to_string(s.vector.numel()) + " values, the model's hidden size is " +
-                      std::to_string(model.hidden_size()));
+    s.vector = read_steering_vector(spec.substr(first + 1, last - first - 1), model, "--steer");
     out.push_back(s);
   }
   return out;
 }
 
+// One JSON line per row: the row's tokens (padding dropped), its new tokens, and their text.
+static void print_ids_jsonl(const GenerateResult& result) {
+  for (int64_t b = 0; b < result.ids.size(0); ++b) {
+    auto real = result.ids[b].masked_select(result.attention_mask[b].ne(0)).contiguous();
+    auto fresh = result.ids[b].narrow(0, result.prompt_length, result.ids.size(1) - result.prompt_length);
+    fresh = fresh.masked_select(result.attention_mask[b].narrow(0, result.prompt_length, fresh.size(0)).ne(0)).contiguous();
+    nlohmann::json line{{"row", b},
+                        {"ids", std::vector<int64_t>(real.data_ptr<int64_t>(), real.data_ptr<int64_t>() + real.numel())},
+                        {"new_ids", std::vector<int64_t>(fresh.data_ptr<int64_t>(), fresh.data_ptr<int64_t>() + fresh.numel())}};
+    if (static_cast<size_t>(b) < result.texts.size()) line["text"] = result.texts[static_cast<size_t>(b)];
+    fmt::print("{}\n", line.dump());
+  }
+}
+
 static void run_generate(GenerateCommand& cmd) {
-  std::string prompt;
-  if (cmd.positionals.size() == 2) cmd.common.model = cmd.positionals[0], prompt = cmd.positionals[1];
-  else if (cmd.positionals.size() == 1 && !cmd.inputs.empty()) cmd.common.model = cmd.positionals[0];
-  else if (cmd.positionals.size() == 1) prompt = cmd.positionals[0];
-  // A lone positional that names a model folder is the model with its prompt forgotten, not a prompt
-  // for the default model.
-  if (cmd.positionals.size() == 1 && cmd.inputs.empty() && std::filesystem::exists(std::filesystem::path(prompt) / "config.json"))
-    throw Error(ErrorKind::InvalidArgument, "generate", "'" + prompt + "' is a model folder, and no prompt was given",
-                "nnterp generate " + prompt + " \"your prompt\"");
-  if (prompt.empty() == cmd.inputs.empty())
-    throw Error(ErrorKind::InvalidArgument, "generate", "give either a prompt or --inputs IN.safetensors",
-                "nnterp generate [MODEL] \"prompt\"  or  nnterp generate MODEL --inputs IN.safetensors --out OUT.safetensors");
+  // [MODEL] [PROMPT]: MODEL is the positional of every command; a positional prompt is still taken
+  // (nnterp generate "Once upon a time") when no --prompt / --prompts / --inputs is given.
+  std::string positional_prompt;
+  if (cmd.positionals.size() == 2) {
+    cmd.common.model = cmd.positionals[0], positional_prompt = cmd.positionals[1];
+  } else if (cmd.positionals.size() == 1) {
+    const std::string& word = cmd.positionals[0];
+    if (cmd.source.given()) {
+      cmd.common.model = word;
+    } else if (std::filesystem::exists(std::filesystem::path(word) / "config.json")) {
+      // A lone positional that names a model folder is the model with its prompt forgotten, not a
+      // prompt for the default model.
+      throw Error(ErrorKind::InvalidArgument, "generate", "'" + word + "' is a model folder, and no prompt was given",
+                  "nnterp generate " + word + " --prompt \"your prompt\"");
+    } else {
+      positional_prompt = word;
+    }
+  }
+  if (!positional_prompt.empty()) {
+    if (cmd.source.given())
+      throw Error(ErrorKind::InvalidArgument, "generate", "a prompt given both as an argument and by --prompt/--prompts/--inputs",
+                  "give it once: nnterp generate [MODEL] --prompt \"your prompt\"");
+    cmd.source.prompts.push_back(positional_prompt);
+  }
+  if (!cmd.source.given())
+    throw Error(ErrorKind::InvalidArgument, "generate", "no prompt given",
+                "nnterp generate [MODEL] --prompt \"your prompt\"  (or --prompts FILE, or --inputs IN.safetensors)");
+  // Every option is checked before anything is printed: the library's own checks, run here first.
+  if (cmd.has_seed) cmd.generation.seed = cmd.seed;
+  TraceInput input = resolve_prompts(cmd.source, "prompts");
   StandardizedTransformer model = load_model(cmd.common);
   auto steering = parse_steering(cmd.steer, model);
-  if (cmd.has_seed) cmd.generation.seed = cmd.seed;
   StepBody body;
   if (!steering.empty())
     body = at_all_steps([&](Trace& t) {
       for (const auto& s : steering) t.steer({s.layer}, s.vector, s.factor);
     });
-
-  TraceInput input = prompt.empty() ? TraceInput(io::read_token_inputs(cmd.inputs)) : TraceInput(prompt);
   input = apply_chat(input, cmd.chat, model, "prompt");
   const Tokenizer* tok = model.tokenizer();
-  const bool stream = !prompt.empty() && tok && !cmd.common.json;
+  const bool text_prompt = !cmd.source.prompts.empty() || !cmd.source.prompts_file.empty();
+  const bool stream = text_prompt && (input.tokens ? input.tokens->input_ids.size(0) : static_cast<int64_t>(input.prompts.size())) == 1 && tok && !cmd.common.json;
+  std::string shown_prompt = stream && !input.tokens ? input.prompts[0] : "";
   // With --chat the stream starts with what the model reads: the prompt inside its chat template.
-  if (stream && cmd.chat.chat) {
+  if (stream && input.tokens) {
     const auto row = input.tokens->input_ids[0];
-    prompt = tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+    shown_prompt = tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
   }
   std::optional<Tokenizer::DecodeStream> decoder;
+  bool started = false;
   if (stream) {
     decoder.emplace(*tok, /*skip_special_tokens=*/true);
-    fmt::print("{}", prompt);
-    std::fflush(stdout);
+    // The prompt is printed with the first new token: any error of the options comes before it.
     cmd.generation.on_step = [&](int, const torch::Tensor& tokens) {
-      if (auto text = decoder->step(tokens[0].item<int64_t>())) {
-        fmt::print("{}", *text);
-        std::fflush(stdout);
-      }
+      if (!started) fmt::print("{}", shown_prompt), started = true;
+      if (auto text = decoder->step(tokens[0].item<int64_t>())) fmt::print("{}", *text);
+      std::fflush(stdout);
     };
   }
   auto result = model.generate(input, cmd.generation, body);
-  if (stream) fmt::print("\n");
+  if (stream) fmt::print("{}\n", started ? "" : shown_prompt);
+  const int64_t new_tokens = result.ids.size(1) - result.prompt_length;
+  if (new_tokens == 1 && cmd.generation.max_new_tokens > 1)
+    fmt::print(stderr,
+               "nnterp: note: the model ended the text at once (EOS): its first new token was its end-of-text token, "
+               "so nothing was generated; try another prompt, --chat for an instruct model, or sampling (--temperature)\n");
   if (!cmd.out.empty())
     io::save_safetensors(cmd.out, {{"generated_ids", result.ids}, {"attention_mask", result.attention_mask}},
                          {{"model", model.path().string()}, {"command", "generate"}});
@@ -137,34 +150,45 @@ static void run_generate(GenerateCommand& cmd) {
     out["ids"] = ids;
     fmt::print("{}\n", out.dump());
   } else if (!stream) {
-    for (size_t b = 0; b < result.texts.size(); ++b) fmt::print("{}\n", result.texts[b]);
-    if (result.texts.empty()) fmt::print(stderr, "generated {} new tokens per row{}\n", result.ids.size(1) - result.prompt_length,
-                                         cmd.out.empty() ? "" : " (written to " + cmd.out + ")");
+    if (!text_prompt && cmd.out.empty()) {
+      print_ids_jsonl(result);  // token ids in, token ids out (no --out to hold them)
+    } else {
+      for (size_t b = 0; b < result.texts.size(); ++b) fmt::print("{}\n", result.texts[b]);
+    }
+    if (!cmd.out.empty())
+      fmt::print(stderr, "generated {} new tokens per row (written to {})\n", new_tokens, cmd.out);
   }
 }
 
 static CommandRegistration generate_command(35, [](CLI::App& app) {
   auto cmd = std::make_shared<GenerateCommand>();
   auto* sub = app.add_subcommand("generate", "generate text (greedy or sampled), optionally steered, streaming to stdout");
-  sub->add_option("model_and_prompt", cmd->positionals, "[MODEL] PROMPT (MODEL defaults to the embedded model)")->expected(0, 2);
+  sub->add_option("model_and_prompt", cmd->positionals,
+                  "[MODEL] (default: the embedded model); a second positional, or a lone one that is not a model, is "
+                  "taken as the prompt")
+      ->expected(0, 2);
   add_load_options(*sub, cmd->common);
-  sub->add_option("--inputs", cmd->inputs, "pre-tokenized prompts: safetensors with int64 input_ids + attention_mask")->check(CLI::ExistingFile);
+  add_prompt_options(*sub, cmd->source, "", "prompts");
   sub->add_option("--out", cmd->out, "write generated_ids [B, T+N] and attention_mask to this safetensors file");
-  sub->add_option("--max-new-tokens", cmd->generation.max_new_tokens, "tokens to generate, at least 1 (default 20)")->check(CLI::PositiveNumber);
-  sub->add_option("--temperature", cmd->generation.temperature, "0 = greedy (default)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--top-k", cmd->generation.top_k, "sample among the k most likely tokens (0 = off)");
-  sub->add_option("--top-p", cmd->generation.top_p, "nucleus sampling mass (1 = off)");
-  sub->add_option("--repetition-penalty", cmd->generation.repetition_penalty, "HF repetition penalty (1 = off)");
-  sub->add_option("--seed", cmd->seed, "sampling seed")->each([cmd](const std::string&) { cmd->has_seed = true; });
+  positive_integer(sub->add_option("--max-new-tokens", cmd->generation.max_new_tokens, "tokens to generate, at least 1 (default 20)"));
+  non_negative_number(sub->add_option("--temperature", cmd->generation.temperature, "0 = greedy (default)"));
+  non_negative_integer(sub->add_option("--top-k", cmd->generation.top_k, "sample among the k most likely tokens (0 = off)"));
+  number_where(sub->add_option("--top-p", cmd->generation.top_p, "nucleus sampling mass, in (0, 1] (1 = off)"),
+               [](double v) { return v > 0 && v <= 1; }, "a number in (0, 1]");
+  positive_number(sub->add_option("--repetition-penalty", cmd->generation.repetition_penalty, "HF repetition penalty, > 0 (1 = off)"));
+  non_negative_integer(sub->add_option("--seed", cmd->seed, "sampling seed"))->each([cmd](const std::string&) { cmd->has_seed = true; });
   sub->add_flag("--recompute", cmd->generation.recompute, "no KV cache: re-run the full sequence at each step");
   sub->add_option("--steer", cmd->steer, "LAYER:VECTOR_FILE:FACTOR, added to that layer's output at every step (repeatable)");
   sub->add_flag("--json", cmd->common.json, "machine-readable output");
   add_chat_options(*sub, cmd->chat, "prompt");
   sub->footer(
+      "Output: one text prompt streams to stdout as it is generated; several print one text per line. With\n"
+      "--inputs (token ids) and no --out, each row's ids are printed as a JSON line\n"
+      "({\"row\", \"ids\", \"new_ids\", \"text\"}); --out writes them to a safetensors file instead.\n"
       "Examples:\n"
-      "  nnterp generate \"The capital of France is\" --max-new-tokens 5\n"
-      "  nnterp generate path/to/model \"Once upon a time\" --temperature 0.8 --top-p 0.9 --seed 1\n"
-      "  nnterp generate path/to/model \"I think\" --steer 3:love.safetensors:4.0\n"
+      "  nnterp generate --prompt \"The capital of France is\" --max-new-tokens 5\n"
+      "  nnterp generate path/to/model --prompt \"Once upon a time\" --temperature 0.8 --top-p 0.9 --seed 1\n"
+      "  nnterp generate path/to/model --prompt \"I think\" --steer 3:love.safetensors:4.0\n"
       "  nnterp generate path/to/model --inputs in.safetensors --max-new-tokens 8 --out out.safetensors");
   sub->callback([cmd] { run_generate(*cmd); });
 });

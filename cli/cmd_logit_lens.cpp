@@ -7,6 +7,7 @@
 #include "common.hpp"
 #include "nnterp/methods.hpp"
 #include "nnterp/plot.hpp"
+#include "progress.hpp"
 
 namespace nnterp::cli {
 
@@ -15,7 +16,8 @@ struct LogitLensCmd : CommonOptions {
   ChatFlags chat;
   std::string layers, out, html;
   int64_t idx = -1, top = 5, batch_size = 32;
-  bool inverse = false;
+  bool inverse = false, quiet = false;
+  int width = 0, height = 0;
 };
 
 static void run_logit_lens(const LogitLensCmd& o) {
@@ -25,7 +27,17 @@ static void run_logit_lens(const LogitLensCmd& o) {
   lo.layers = parse_layers(o.layers, model);
   lo.idx = o.idx;
   lo.batch_size = o.batch_size;
-  auto r = logit_lens_with_inverse(model, prompts, lo, o.inverse);
+  LogitLensResult r;
+  std::vector<torch::Tensor> probs, inverse;  // per chunk of --batch-size prompts (with a progress bar)
+  const int64_t N = input_size(prompts);
+  for_each_chunk(N, o.batch_size, progress_wanted(o.quiet), "prompts", [&](int64_t b, int64_t e) {
+    r = logit_lens_with_inverse(model, b == 0 && e == N ? prompts : input_slice(prompts, b, e), lo, o.inverse);
+    probs.push_back(r.probs), inverse.push_back(r.inverse_probs);
+  });
+  if (probs.size() > 1) {
+    r.probs = torch::cat(probs, 0);
+    if (o.inverse) r.inverse_probs = torch::cat(inverse, 0);
+  }
   if (!o.out.empty()) {
     std::vector<std::pair<std::string, torch::Tensor>> t{{"probs", r.probs}, {"layers", torch::tensor(std::vector<int64_t>(r.layers.begin(), r.layers.end()))}};
     if (o.inverse) t.emplace_back("inverse_probs", r.inverse_probs);
@@ -35,6 +47,8 @@ static void run_logit_lens(const LogitLensCmd& o) {
     TopkPlotOptions po;
     po.k = o.top;
     po.layers = r.layers;
+    po.width = o.width;
+    po.height = o.height;
     if (!prompts.tokens) po.subtitles = prompts.prompts;
     save_html(o.html, plot_topk_tokens(r.probs, model.tokenizer(), po));
     fmt::print(stderr, "wrote {}\n", o.html);
@@ -75,12 +89,14 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   add_prompt_options(*cmd, o->source);
   add_chat_options(*cmd, o->chat);
   cmd->add_option("--layers", o->layers, "layers to read: all (default), 3, 0,4,8, 2-5, -1");
-  cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first");
-  cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)")->check(CLI::PositiveNumber);
+  any_integer(cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first"));
+  positive_integer(cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)"));
   cmd->add_flag("--inverse", o->inverse, "also the inverse lens: softmax(lm_head(-ln_final(hidden))), as nnterp");
-  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  positive_integer(cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)"));
   add_json_out_options(*cmd, *o, o->out, "print JSON", "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
   cmd->add_option("--html", o->html, "also write an interactive heatmap (layers x top tokens, probabilities on hover) to this HTML file");
+  add_plot_size_options(*cmd, o->width, o->height);
+  add_quiet_option(*cmd, o->quiet);
   cmd->footer("Examples:\n  nnterp logit-lens gpt2 --prompt \"The capital of France is\"\n"
               "  nnterp logit-lens --prompt \"The capital of France is\" --html lens.html\n"
               "  nnterp logit-lens path/to/model --inputs in.safetensors --json --out lens.safetensors");

@@ -4,24 +4,66 @@
 // first-order estimate from one forward + backward (attribution patching).
 #include <fmt/format.h>
 
+#include <numeric>
+
 #include "cli_inputs.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "nnterp/error.hpp"
 #include "nnterp/methods.hpp"
+#include "nnterp/plot.hpp"
 #include "nnterp/safetensors.hpp"
 #include "nnterp/tokenizer.hpp"
+#include "progress.hpp"
 
 namespace nnterp::cli {
 
 struct PatchCmd : CommonOptions {
   PromptSource clean, corrupted;
   ChatFlags chat;
-  std::string point = "layers.{i}.output", layers, correct, incorrect, out, method = "exact";
+  std::string point = "layers.{i}.output", layers, correct, incorrect, out, method = "exact", html;
   std::vector<int64_t> positions;
   int64_t correct_id = -1, incorrect_id = -1, batch_size = 32;
-  bool all_positions = false, no_per_head = false, normalized = false;
+  bool all_positions = false, no_per_head = false, normalized = false, quiet = false;
+  int width = 0, height = 0;
 };
+
+// Exact patching with a progress bar: the layers in chunks, one library call each. A chunk holds
+// whole forward passes (its patches a multiple of the batch_size / prompts patches a pass runs),
+// so every pass holds the same patches as in one call and the values are the same, bit for bit.
+static PatchingResult patch_with_progress(const StandardizedTransformer& model, const TraceInput& clean,
+                                          const TraceInput& corrupted, const PatchingOptions& po) {
+  const auto layers = resolve_layers(model, po.layers);
+  if (layers.empty()) return activation_patching(model, clean, corrupted, po);
+  const auto batch = tokenize_left_padded(model, clean);
+  const int64_t B = std::max<int64_t>(1, batch.input_ids.size(0)), T = batch.input_ids.size(1);
+  const bool head_point = po.point == Point::Query || po.point == Point::Key || po.point == Point::Value ||
+                          po.point == Point::AttnProbs || po.point == Point::Z;
+  const int64_t heads = head_point && po.per_head
+                            ? (po.point == Point::Key || po.point == Point::Value ? model.num_kv_heads() : model.num_heads())
+                            : 1;
+  const int64_t columns = !po.per_position ? 1 : po.positions.empty() ? T : static_cast<int64_t>(po.positions.size());
+  const int64_t per_layer = std::max<int64_t>(1, heads * columns), group = std::max<int64_t>(1, po.batch_size / B);
+  const int64_t chunk = group / std::gcd(group, per_layer);  // layers whose patches fill whole passes
+  std::vector<PatchingResult> parts;
+  for_each_chunk(static_cast<int64_t>(layers.size()), chunk, true, "layers", [&](int64_t b, int64_t e) {
+    PatchingOptions part = po;
+    part.layers.assign(layers.begin() + b, layers.begin() + e);
+    parts.push_back(activation_patching(model, clean, corrupted, part));
+  });
+  PatchingResult r = parts.front();
+  std::vector<torch::Tensor> values;
+  for (const auto& p : parts) values.push_back(p.values);
+  r.values = torch::cat(values, 0);
+  r.layers = layers;
+  return r;
+}
+
+// The token ids of the first prompt of `input`, one per column of its (left-padded) batch.
+static std::vector<int64_t> first_row_tokens(const StandardizedTransformer& model, const TraceInput& input) {
+  auto ids = tokenize_left_padded(model, input).input_ids[0].contiguous().to(torch::kInt64);
+  return std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+}
 
 static void run_patch(const PatchCmd& o) {
   auto model = load_model(o);
@@ -52,7 +94,24 @@ static void run_patch(const PatchCmd& o) {
   const int64_t c = answer_token(model, o.correct, o.correct_id, "--correct");
   const int64_t w = answer_token(model, o.incorrect, o.incorrect_id, "--incorrect");
   po.metric = logit_diff_metric(c, w);
-  auto r = activation_patching(model, clean, corrupted, po);
+  auto r = po.method == PatchMethod::Activation && progress_wanted(o.quiet)
+               ? patch_with_progress(model, clean, corrupted, po)
+               : activation_patching(model, clean, corrupted, po);
+  if (!o.html.empty()) {
+    PatchPlotOptions pp;
+    pp.title = o.method == "atp" ? "Attribution patching (first-order estimates)" : "Activation patching";
+    std::string metric = "logit[" + token_display(model, c) + "] - logit[" + token_display(model, w) + "]";
+    for (size_t at; (at = metric.find_first_of("<>")) != std::string::npos;)  // plotly titles are HTML
+      metric.replace(at, 1, metric[at] == '<' ? "&lt;" : "&gt;");
+    pp.title += fmt::format(": {} at {}", metric, point_info(po.point).pattern);
+    pp.normalized = o.normalized && r.clean_metric != r.corrupted_metric;
+    pp.clean_tokens = first_row_tokens(model, clean);
+    pp.corrupted_tokens = first_row_tokens(model, corrupted);
+    pp.width = o.width;
+    pp.height = o.height;
+    save_html(o.html, plot_patching(r, model.tokenizer(), pp));
+    fmt::print(stderr, "wrote {}\n", o.html);
+  }
   auto shown = o.normalized ? r.normalized() : r.values;
   if (!o.out.empty())
     write_results(o.out,
@@ -139,12 +198,16 @@ static CommandRegistration patch_command(60, [](CLI::App& app) {
   cmd->add_option("--batch-size", o->batch_size, "rows per forward pass (several patches run together; default 32)")
       ->check(CLI::PositiveNumber);
   add_json_out_options(*cmd, *o, o->out, "print JSON", "save values (and layers, positions, metrics) to this safetensors file");
+  cmd->add_option("--html", o->html,
+                  "also write the grid as an interactive heatmap (layers x positions labelled with their tokens) to this HTML file");
+  add_plot_size_options(*cmd, o->width, o->height);
+  add_quiet_option(*cmd, o->quiet);
   cmd->footer("Examples:\n  nnterp patch gpt2 --prompt \"The Eiffel Tower is in\" --corrupted-prompt \"The Colosseum is in\" "
               "--correct \" Paris\" --incorrect \" Rome\"\n"
               "  nnterp patch path/to/model --inputs clean.safetensors --corrupted-inputs corrupted.safetensors "
               "--correct-id 11 --incorrect-id 12 --point attn_output --json\n"
               "  nnterp patch --prompt \"The capital of France is\" --corrupted-prompt \"The capital of Spain is\" "
-              "--correct \" Paris\" --incorrect \" Madrid\" --method atp");
+              "--correct \" Paris\" --incorrect \" Madrid\" --method atp --html patch.html");
   cmd->callback([o] { run_patch(*o); });
 });
 

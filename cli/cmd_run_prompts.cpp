@@ -14,17 +14,23 @@
 #include "nnterp/methods.hpp"
 #include "nnterp/plot.hpp"
 #include "nnterp/tokenizer.hpp"
+#include "progress.hpp"
 
 namespace nnterp::cli {
 
 struct RunPromptsCmd : CommonOptions {
   std::string prompts_file, inputs, lens = "next-token", layers, csv, out, html;
   int64_t batch_size = 32;
-  bool allow_collisions = false;
+  bool allow_collisions = false, quiet = false;
+  int width = 0, height = 0;
   ChatFlags chat;
 };
 
 static void run_run_prompts(const RunPromptsCmd& o) {
+  if (o.lens != "next-token" && o.lens != "logit-lens")
+    throw Error(ErrorKind::InvalidArgument, "--lens", "unknown lens '" + o.lens + "'", "next-token or logit-lens");
+  if (o.lens != "logit-lens" && !o.layers.empty())
+    throw Error(ErrorKind::InvalidArgument, "--layers", "only means something with --lens logit-lens", "add --lens logit-lens");
   auto model = load_model(o);
   const bool with_ids = !o.inputs.empty();
   auto prompts = read_target_prompts(o.prompts_file, model.tokenizer(), with_ids);
@@ -61,6 +67,7 @@ static void run_run_prompts(const RunPromptsCmd& o) {
     }
   RunPromptsOptions ro;
   ro.batch_size = o.batch_size;
+  ro.progress = progress_wanted(o.quiet);
   std::vector<int> layers;
   if (o.lens == "logit-lens") {
     LensOptions lo;
@@ -80,6 +87,8 @@ static void run_run_prompts(const RunPromptsCmd& o) {
     CategoryPlotOptions po;
     po.layers = layers;
     if (layers.empty()) po.x_title = "next token";
+    po.width = o.width;
+    po.height = o.height;
     save_html(o.html, plot_category_curves(results, po));
     fmt::print(stderr, "wrote {}\n", o.html);
   }
@@ -106,13 +115,15 @@ static CommandRegistration run_prompts_command(55, [](CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--lens", o->lens, "next-token (default) or logit-lens (a probability per layer)");
   cmd->add_option("--layers", o->layers, "logit-lens layers: all (default), 3, 0,4,8, 2-5, -1");
-  cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)")->check(CLI::PositiveNumber);
+  positive_integer(cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)"));
   cmd->add_flag("--allow-collisions", o->allow_collisions, "allow a token in several categories");
   add_chat_options(*cmd, o->chat);
   cmd->add_option("--csv", o->csv, "also write the table to this CSV file");
   add_json_out_options(*cmd, *o, o->out, "print the table as JSON (default: CSV)",
                        "save each category's probabilities [N, layers] to this safetensors file");
   cmd->add_option("--html", o->html, "also write each category's probability across layers as an interactive plot (HTML)");
+  add_plot_size_options(*cmd, o->width, o->height);
+  add_quiet_option(*cmd, o->quiet);
   cmd->footer("Example:\n  echo '{\"prompt\": \"Le chat\", \"targets\": {\"fr\": [\"est\"], \"en\": [\"is\"]}}' > p.jsonl\n"
               "  nnterp run-prompts gpt2 --prompts p.jsonl --lens logit-lens --json");
   cmd->callback([o] { run_run_prompts(*o); });

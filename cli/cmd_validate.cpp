@@ -113,8 +113,8 @@ static CommandRegistration validate_command(15, [](CLI::App& app) {
   auto* points = app.add_subcommand("points", "list the standardized points: which layers of a model have each "
                                                "(and why the others do not) and its shape, from the config alone");
   add_model_options(*points, points_options->common);
-  points->add_option("--batch", points_options->batch, "rows for the shapes shown (default 1)");
-  points->add_option("--tokens", points_options->tokens, "tokens per row for the shapes shown (default 8)");
+  positive_integer(points->add_option("--batch", points_options->batch, "rows for the shapes shown (default 1)"));
+  positive_integer(points->add_option("--tokens", points_options->tokens, "tokens per row for the shapes shown (default 8)"));
   points->add_flag("--json", points_options->common.json, "machine-readable output");
   points->footer("Example:\n  nnterp points path/to/model --tokens 16");
   points->callback([points_options] { run_points(*points_options); });

@@ -84,13 +84,35 @@ static torch::Tensor read_int64_2d(const SafetensorsFile& file, const std::strin
   return t.clone();
 }
 
+// Rows whose mask ends with padding (generate pads each row after its EOS) shifted right, so that
+// every row ends with its last real token: left padding, as the methods read it.
+static void left_align(TokenBatch& b) {
+  const int64_t T = b.input_ids.size(1);
+  for (int64_t r = 0; r < b.input_ids.size(0); ++r) {
+    int64_t trailing = 0;
+    while (trailing < T && b.attention_mask[r][T - 1 - trailing].item<int64_t>() == 0) ++trailing;
+    if (trailing == 0 || trailing == T) continue;
+    b.input_ids[r].copy_(b.input_ids[r].roll(trailing));
+    b.attention_mask[r].copy_(b.attention_mask[r].roll(trailing));
+  }
+}
+
 TokenBatch read_token_inputs(const SafetensorsFile& file) {
   TokenBatch b;
-  b.input_ids = read_int64_2d(file, "input_ids");
+  // `nnterp generate --out` writes generated_ids (prompt + new tokens): read as inputs when the file
+  // has no input_ids, its rows that stopped early (padded after their EOS) left-aligned.
+  const bool generated = !file.contains("input_ids") && file.contains("generated_ids");
+  if (!generated && !file.contains("input_ids"))
+    throw Error(ErrorKind::Format, file.path().string(), "no tensor 'input_ids' (nor 'generated_ids', as `nnterp generate --out` writes)",
+                "the inputs file needs int64 input_ids [B,T] (and attention_mask [B,T], left-padded); "
+                "`nnterp tokenize --prompt TEXT --out IN.safetensors` writes one");
+  const std::string ids_name = generated ? "generated_ids" : "input_ids";
+  b.input_ids = read_int64_2d(file, ids_name);
   b.attention_mask = file.contains("attention_mask") ? read_int64_2d(file, "attention_mask") : torch::ones_like(b.input_ids);
   if (b.attention_mask.sizes() != b.input_ids.sizes())
     throw Error(ErrorKind::Shape, file.path().string() + " (tensor 'attention_mask')",
-                "expected the shape of input_ids " + shape_text(b.input_ids.sizes()) + ", got " + shape_text(b.attention_mask.sizes()));
+                "expected the shape of " + ids_name + " " + shape_text(b.input_ids.sizes()) + ", got " + shape_text(b.attention_mask.sizes()));
+  if (generated) left_align(b);
   return b;
 }
 

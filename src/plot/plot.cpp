@@ -103,8 +103,16 @@ json base_layout(const std::string& title, bool dark) {
 
 struct Figure {
   json data, layout;
-  int height;
+  int width, height;  // pixels (also set in the layout)
 };
+
+// A figure of the given size: the layout says it, and so does its <div>.
+Figure sized_figure(json data, json layout, int width, int height) {
+  layout["width"] = width;
+  layout["height"] = height;
+  layout["autosize"] = false;
+  return Figure{std::move(data), std::move(layout), width, height};
+}
 
 std::string page(const std::string& title, const std::vector<Figure>& figures, bool dark) {
   json figs = json::array();
@@ -112,14 +120,15 @@ std::string page(const std::string& title, const std::vector<Figure>& figures, b
   for (size_t i = 0; i < figures.size(); ++i) {
     const std::string id = "nnterp-plot-" + std::to_string(i);
     figs.push_back({{"id", id}, {"data", figures[i].data}, {"layout", figures[i].layout}});
-    divs += fmt::format("<div id=\"{}\" class=\"nnterp-plot\" style=\"height:{}px\"></div>\n", id, figures[i].height);
+    divs += fmt::format("<div id=\"{}\" class=\"nnterp-plot\" style=\"width:{}px;height:{}px\"></div>\n", id,
+                        figures[i].width, figures[i].height);
   }
   std::string html;
   html.reserve(plotly_js().size() + 4096);
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   html += "<meta name=\"generator\" content=\"nnterp\">\n<title>" + html_escape(title) + "</title>\n";
   html += fmt::format("<style>body{{font-family:sans-serif;margin:12px;background:{};color:{}}}"
-                      ".nnterp-plot{{width:100%;min-width:480px}}</style>\n",
+                      ".nnterp-plot{{margin-bottom:12px}}</style>\n",
                       dark ? "#111" : "#fff", dark ? "#eee" : "#000");
   html += "<script type=\"text/javascript\">/* plotly.js (npm plotly.js-dist-min), MIT licence */\n";
   html += plotly_js();
@@ -130,7 +139,7 @@ std::string page(const std::string& title, const std::vector<Figure>& figures, b
   html += ";\n"
           "  var pending = figures.length;\n"
           "  figures.forEach(function (f) {\n"
-          "    Plotly.newPlot(f.id, f.data, f.layout, {responsive: true, displaylogo: false}).then(function () {\n"
+          "    Plotly.newPlot(f.id, f.data, f.layout, {displaylogo: false}).then(function () {\n"
           "      if (--pending === 0) document.body.setAttribute('data-nnterp-rendered', 'true');\n"
           "    });\n"
           "  });\n"
@@ -198,8 +207,15 @@ std::string plot_topk_tokens(const torch::Tensor& probs_in, const Tokenizer* tok
   auto ia = ids.accessor<int64_t, 3>();
   json x = json::array();
   for (int64_t r = 0; r < k; ++r) x.push_back("top " + std::to_string(r + 1));
+  if (!options.row_labels.empty() && static_cast<int64_t>(options.row_labels.size()) != L)
+    throw Error(ErrorKind::InvalidArgument, "row_labels",
+                "expected one per row (" + std::to_string(L) + "), got " + std::to_string(options.row_labels.size()));
+  std::vector<std::string> rows = options.row_labels;
+  if (rows.empty()) {
+    for (int l : layers) rows.push_back("layer " + std::to_string(l));
+  }
   json y = json::array();
-  for (int l : layers) y.push_back("layer " + std::to_string(l));
+  for (const auto& row : rows) y.push_back(plotly_escape(row));
 
   std::vector<Figure> figures;
   for (int64_t b = 0; b < B; ++b) {
@@ -211,8 +227,8 @@ std::string plot_topk_tokens(const torch::Tensor& probs_in, const Tokenizer* tok
         const double p = va[b][l][r];
         zr.push_back(std::round(p * 1e6) / 1e6);
         tr.push_back(plotly_escape(token_text(tokenizer, id)));
-        hr.push_back(fmt::format("token {} (id {})<br>layer {}, rank {}<br>p = {:.4f}", plotly_escape(token_quoted(tokenizer, id)),
-                                 id, layers[static_cast<size_t>(l)], r + 1, p));
+        hr.push_back(fmt::format("token {} (id {})<br>{}, rank {}<br>p = {:.4f}", plotly_escape(token_quoted(tokenizer, id)),
+                                 id, plotly_escape(rows[static_cast<size_t>(l)]), r + 1, p));
       }
       z.push_back(zr), text.push_back(tr), hover.push_back(hr);
     }
@@ -239,10 +255,11 @@ std::string plot_topk_tokens(const torch::Tensor& probs_in, const Tokenizer* tok
     if (!sub.empty()) title += "<br><sub>" + plotly_escape(sub) + "</sub>";
     json layout = base_layout(title, options.dark_mode);
     layout["xaxis"] = {{"side", "top"}, {"fixedrange", true}};
-    layout["yaxis"] = {{"title", {{"text", "layer"}}}, {"fixedrange", true}, {"autorange", true}};
+    layout["yaxis"] = {{"title", {{"text", plotly_escape(options.row_title)}}}, {"fixedrange", true}, {"autorange", true}};
     layout["margin"]["t"] = 110;
-    const int height = static_cast<int>(std::max<int64_t>(360, 34 * L + 180));
-    figures.push_back({json::array({trace}), layout, height});
+    const auto [w, h] = heatmap_size(L, k);
+    figures.push_back(sized_figure(json::array({trace}), layout, options.width > 0 ? options.width : w,
+                                   options.height > 0 ? options.height : h));
   }
   return page(options.title, figures, options.dark_mode);
 }
@@ -302,7 +319,98 @@ std::string plot_category_curves(const std::map<std::string, torch::Tensor>& res
   layout["xaxis"] = {{"title", {{"text", options.x_title}}}, {"dtick", 1}};
   layout["yaxis"] = {{"title", {{"text", options.y_title}}}, {"rangemode", "tozero"}};
   layout["hovermode"] = "closest";
-  return page(options.title, {Figure{data, layout, 520}}, options.dark_mode);
+  const int width = options.width > 0 ? options.width : static_cast<int>(std::clamp<int64_t>(360 + 30 * L, 640, 1400));
+  return page(options.title, {sized_figure(data, layout, width, options.height > 0 ? options.height : 520)}, options.dark_mode);
+}
+
+std::pair<int, int> heatmap_size(int64_t rows, int64_t columns) {
+  return {static_cast<int>(std::clamp<int64_t>(200 + 110 * columns, 480, 1600)),
+          static_cast<int>(std::clamp<int64_t>(190 + 40 * rows, 300, 4000))};
+}
+
+std::string plot_patching(const PatchingResult& result, const Tokenizer* tokenizer, const PatchPlotOptions& options) {
+  if (!result.values.defined() || result.values.dim() < 1 || result.values.dim() != static_cast<int64_t>(result.dims.size()))
+    throw Error(ErrorKind::Shape, "result.values", "expected [layers (, heads) (, positions)] matching result.dims");
+  const bool heads = std::find(result.dims.begin(), result.dims.end(), "head") != result.dims.end();
+  const bool per_position = result.dims.back() == "position";
+  const auto values = (options.normalized ? result.normalized() : result.values).detach().to(torch::kCPU, torch::kFloat64);
+  const int64_t L = values.size(0), H = heads ? values.size(1) : 1;
+  const int64_t C = per_position ? values.size(values.dim() - 1) : 1;
+  if (static_cast<int64_t>(result.layers.size()) != L)
+    throw Error(ErrorKind::Shape, "result.layers", "has " + std::to_string(result.layers.size()) + " layers, the values " + std::to_string(L));
+  if (per_position && static_cast<int64_t>(result.positions.size()) != C)
+    throw Error(ErrorKind::Shape, "result.positions", "has " + std::to_string(result.positions.size()) + " positions, the values " + std::to_string(C));
+  const auto grid = values.reshape({L * H, C}).contiguous();
+  auto ga = grid.accessor<double, 2>();
+  auto token_at = [&](const std::vector<int64_t>& ids, int64_t p) -> std::string {
+    return p >= 0 && p < static_cast<int64_t>(ids.size()) ? token_quoted(tokenizer, ids[static_cast<size_t>(p)]) : "";
+  };
+  json x = json::array(), ticks = json::array();
+  for (int64_t c = 0; c < C; ++c) {
+    x.push_back(c);
+    if (!per_position) {
+      ticks.push_back("all positions");
+      continue;
+    }
+    const int64_t p = result.positions[static_cast<size_t>(c)];
+    const auto& ids = options.clean_tokens;
+    std::string label = p < static_cast<int64_t>(ids.size()) ? plotly_escape(token_text(tokenizer, ids[static_cast<size_t>(p)])) : "";
+    if (p < static_cast<int64_t>(options.corrupted_tokens.size()) && p < static_cast<int64_t>(ids.size()) &&
+        options.corrupted_tokens[static_cast<size_t>(p)] != ids[static_cast<size_t>(p)])
+      label += "→" + plotly_escape(token_text(tokenizer, options.corrupted_tokens[static_cast<size_t>(p)]));
+    ticks.push_back(label + "<br>" + std::to_string(p));
+  }
+  json y = json::array(), yticks = json::array(), z = json::array(), hover = json::array();
+  for (int64_t r = 0; r < L * H; ++r) {
+    const int layer = result.layers[static_cast<size_t>(r / H)];
+    y.push_back(r);
+    yticks.push_back(heads ? fmt::format("L{} H{}", layer, r % H) : fmt::format("layer {}", layer));
+    json zr = json::array(), hr = json::array();
+    for (int64_t c = 0; c < C; ++c) {
+      const double v = ga[r][c];
+      zr.push_back(std::isfinite(v) ? json(std::round(v * 1e6) / 1e6) : json(nullptr));
+      std::string where = per_position ? fmt::format("position {}", result.positions[static_cast<size_t>(c)]) : "every position";
+      if (per_position) {
+        const int64_t p = result.positions[static_cast<size_t>(c)];
+        const std::string clean = token_at(options.clean_tokens, p), corrupted = token_at(options.corrupted_tokens, p);
+        if (!clean.empty()) where += "<br>clean " + plotly_escape(clean);
+        if (!corrupted.empty()) where += "<br>corrupted " + plotly_escape(corrupted);
+      }
+      hr.push_back(fmt::format("layer {}{}<br>{}<br>{} = {:.4f}", layer, heads ? fmt::format(", head {}", r % H) : "", where,
+                               options.normalized ? "normalized" : "metric", v));
+    }
+    z.push_back(zr), hover.push_back(hr);
+  }
+  const double mid = options.normalized ? 0.0 : result.corrupted_metric;
+  json trace = {{"type", "heatmap"},
+                {"x", x},
+                {"y", y},
+                {"z", z},
+                {"zmid", std::isfinite(mid) ? json(mid) : json(0.0)},
+                {"customdata", hover},
+                {"hovertemplate", "%{customdata}<extra></extra>"},
+                {"colorscale", options.colorscale},
+                {"colorbar", {{"title", {{"text", options.normalized ? "normalized" : "metric"}}}}},
+                {"xgap", 1},
+                {"ygap", 1}};
+  if (L * H * C <= 400) {
+    trace["texttemplate"] = "%{z:.2f}";
+    trace["textfont"] = {{"size", 11}};
+  }
+  std::string title = options.title +
+                      fmt::format("<br><sub>clean {:.4f}, corrupted {:.4f}{}</sub>", result.clean_metric, result.corrupted_metric,
+                                  options.normalized ? "; normalized: 1 = clean, 0 = corrupted" : "");
+  json layout = base_layout(title, options.dark_mode);
+  layout["xaxis"] = {{"title", {{"text", per_position ? "position (clean token→corrupted token)" : ""}}},
+                     {"tickmode", "array"}, {"tickvals", x}, {"ticktext", ticks}, {"fixedrange", true}};
+  layout["yaxis"] = {{"title", {{"text", heads ? "layer, head" : "layer"}}}, {"tickmode", "array"}, {"tickvals", y},
+                     {"ticktext", yticks}, {"fixedrange", true}};
+  layout["margin"]["t"] = 100;
+  layout["margin"]["b"] = 90;
+  const auto [w, h] = heatmap_size(L * H, C);
+  return page(options.title, {sized_figure(json::array({trace}), layout, options.width > 0 ? options.width : w,
+                                           options.height > 0 ? options.height : h)},
+              options.dark_mode);
 }
 
 std::string topk_table(const torch::Tensor& probs_in, const Tokenizer* tokenizer, int64_t k, const std::vector<int>& layers_in) {

@@ -91,9 +91,7 @@ std::vector<NamedChatTemplate> config_templates(const io::JsonValue& config, boo
 // and a token object never compare equal).
 json special_tokens_map(const io::JsonValue& config, const io::JsonValue& special_map) {
   const bool legacy = !config.contains("added_tokens_decoder");
-  const auto lookup = [&](const char* key) {
-    return legacy && special_map.contains(key) ? special_map.find(key) : config.find(key);
-  };
+  const auto lookup = [&](const char* key) { return special_token_entry(config, special_map, key); };
   json out = json::object();
   for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
     if (const auto value = lookup(key)) {
@@ -220,6 +218,12 @@ std::string cut_after_final_message(std::string rendered, const std::string& fin
 }
 
 }  // namespace
+
+std::optional<io::JsonValue> special_token_entry(const io::JsonValue& config, const io::JsonValue& special_map,
+                                                const char* key) {
+  const bool legacy = !config.contains("added_tokens_decoder");
+  return legacy && special_map.contains(key) ? special_map.find(key) : config.find(key);
+}
 
 std::string special_token_content(const io::JsonValue& v) {
   if (v.is_object()) return v.at("content").string();

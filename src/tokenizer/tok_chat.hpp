@@ -54,6 +54,12 @@ std::string apply_chat_template(const ChatTemplates& templates, std::string_view
 std::string apply_chat_template(const ChatTemplates& templates, const std::vector<ChatMessage>& messages,
                                 const ChatTemplateOptions& options);
 
+// Special token `key` ("bos_token", ...) as transformers' from_pretrained settles it: from
+// tokenizer_config.json, except on its legacy path (a config without "added_tokens_decoder"),
+// where special_tokens_map.json's value wins. nullopt: absent or null.
+std::optional<io::JsonValue> special_token_entry(const io::JsonValue& config, const io::JsonValue& special_map,
+                                                const char* key);
+
 // A special token of tokenizer_config.json / special_tokens_map.json: "content" or an
 // AddedToken object {"content": ...}.
 std::string special_token_content(const io::JsonValue& v);

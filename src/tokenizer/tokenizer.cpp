@@ -198,11 +198,12 @@ void tok_load_pipeline(const io::JsonValue& root, Tokenizer::Impl& impl) {
   impl.added.add_tokens(tok_added_tokens(root), *impl.model, impl.normalizer.get());
 }
 
-// The id of special token `key` ("bos_token"...): from tokenizer_config.json, where null means
-// none, else from special_tokens_map.json; none when its content is not in the vocabulary.
+// The id of special token `key` ("bos_token"...), settled as transformers settles it (the token
+// the chat template sees too, tok::special_token_entry); none when its content is not in the
+// vocabulary.
 std::optional<int64_t> tok_special_id(const Tokenizer::Impl& impl, const io::JsonValue& config,
                                       const io::JsonValue& special_map, const char* key) {
-  const auto value = config.contains(key) ? config.find(key) : special_map.find(key);
+  const auto value = tok::special_token_entry(config, special_map, key);
   if (!value) return std::nullopt;
   const int64_t id = impl.lookup(tok::special_token_content(*value));
   if (id < 0) return std::nullopt;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -54,17 +55,32 @@ std::string quote(const std::string& s) {
   return out + "'";
 }
 
+// The window a page fits in: its plots' <div>s (style="width:Wpx;height:Hpx", stacked) plus the
+// body's margins; 1200 x 800 when it says no size.
+std::pair<int, int> page_size(const std::string& html) {
+  int width = 0, height = 0;
+  const std::string mark = "class=\"nnterp-plot\" style=\"width:";
+  for (size_t at = html.find(mark); at != std::string::npos; at = html.find(mark, at + 1)) {
+    int w = 0, h = 0;
+    if (std::sscanf(html.c_str() + at + mark.size(), "%dpx;height:%dpx", &w, &h) != 2) return {1200, 800};
+    width = std::max(width, w);
+    height += h + 12;
+  }
+  return width > 0 ? std::make_pair(width + 24, height + 12) : std::make_pair(1200, 800);
+}
+
 // Runs Chromium headless on `html` with `mode` (--dump-dom or --screenshot=...), offline and with
-// a fresh profile; returns the exit status, stdout in `out`, stderr in `log`.
-int chromium(const fs::path& html, const std::string& mode, const fs::path& scratch, std::string& out, std::string& log) {
+// a fresh profile, in a window of `window` pixels; returns the exit status, stdout in `out`, stderr in `log`.
+int chromium(const fs::path& html, const std::string& mode, const fs::path& scratch, std::string& out, std::string& log,
+             std::pair<int, int> window = {1200, 800}) {
   const fs::path profile = scratch / ("profile_" + std::to_string(std::rand()));
   fs::create_directories(profile);
   const fs::path out_file = scratch / "chromium.out", err_file = scratch / "chromium.err";
   const std::string cmd = std::string("timeout 180 ") + kChromium +
                           " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                           " --disable-background-networking --disable-component-update --disable-sync"
-                          " --disable-dev-shm-usage --hide-scrollbars --window-size=1200,800"
-                          " --virtual-time-budget=15000 --user-data-dir=" +
+                          " --disable-dev-shm-usage --hide-scrollbars --window-size=" + std::to_string(window.first) + "," +
+                          std::to_string(window.second) + " --virtual-time-budget=15000 --user-data-dir=" +
                           quote(profile.string()) + " " + mode + " " + quote("file://" + html.string()) + " > " +
                           quote(out_file.string()) + " 2> " + quote(err_file.string());
   const int status = std::system(cmd.c_str());
@@ -176,11 +192,13 @@ class Browser : public ::testing::Test {
 
     const fs::path shot = scratch.path / (name + ".png");
     std::string out;
-    ASSERT_EQ(chromium(page, "--screenshot=" + quote(shot.string()), scratch.path, out, log), 0) << log;
+    // The window the page's plots fit in (they are sized to their content), so the screenshot is the plots.
+    const auto window = page_size(html);
+    ASSERT_EQ(chromium(page, "--screenshot=" + quote(shot.string()), scratch.path, out, log, window), 0) << log;
     ASSERT_TRUE(fs::exists(shot)) << "no screenshot\n" << log;
     const auto img = decode_png(read_file(shot));
-    EXPECT_EQ(img.width, 1200u);
-    EXPECT_EQ(img.height, 800u);
+    EXPECT_EQ(img.width, static_cast<uint32_t>(window.first));
+    EXPECT_EQ(img.height, static_cast<uint32_t>(window.second));
     const auto s = stats(img);
     std::cout << name << ": screenshot " << img.width << "x" << img.height << ", " << s.colours << " colours, "
               << 100 * s.non_background << "% non-background pixels" << std::endl;
@@ -200,6 +218,20 @@ TEST_F(Browser, LogitLensHeatmapRenders) {
   // The cell texts: plotly writes them into SVG <text> elements ("␣" marks a leading space).
   check_page(plot_topk_tokens(probs, model.tokenizer(), o), "logit_lens_heatmap",
              {"heatmaplayer", "\xE2\x90\xA3" "Paris"});
+}
+
+TEST_F(Browser, PatchingHeatmapRenders) {
+  StandardizedTransformer model(toy_dir().string());
+  const int64_t paris = model.tokenizer()->encode_ids(" Paris", false)[0], madrid = model.tokenizer()->encode_ids(" Madrid", false)[0];
+  PatchingOptions po;
+  po.metric = logit_diff_metric(paris, madrid);
+  auto r = activation_patching(model, {"The capital of France is"}, {"The capital of Spain is"}, po);
+  PatchPlotOptions o;
+  auto ids = [&](const std::string& p) { return model.tokenizer()->encode_ids(p, true); };
+  o.clean_tokens = ids("The capital of France is");
+  o.corrupted_tokens = ids("The capital of Spain is");
+  o.normalized = true;
+  check_page(plot_patching(r, model.tokenizer(), o), "patching_heatmap", {"heatmaplayer", "layer 3", "Spain"});
 }
 
 TEST_F(Browser, CategoryCurvesRender) {

@@ -4,6 +4,7 @@
 // strftime_now's fixed clock, contexts that are not JSON objects, rendering from several threads,
 // and a replay of fuzz_chat_template's seed corpus (fuzz/corpus/chat_template/, docs/fuzzing.md).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "chat_template_input.hpp"
 #include "nnterp/chat_template.hpp"
 #include "nnterp/error.hpp"
+#include "nnterp/tokenizer.hpp"
 
 namespace chat_template_test {
 
@@ -497,3 +499,43 @@ TEST(ChatTemplateFuzzCorpus, EverySeedRendersOrThrowsError) {
 }
 
 }  // namespace chat_template_test
+
+// ---- the tokenizer's special tokens: ids and template variables agree with transformers ----------
+
+namespace nnterp {
+namespace {
+
+// tests/data/tiny_tokenizer in a temporary folder with the given tokenizer_config.json and
+// special_tokens_map.json (empty: none).
+std::filesystem::path tiny_tokenizer_with(const std::string& config, const std::string& special_map) {
+  namespace fs = std::filesystem;
+  static int counter = 0;
+  const fs::path dir = fs::temp_directory_path() / ("nnterp_chat_special_" + std::to_string(::getpid()) + "_" +
+                                                    std::to_string(counter++));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(NNTERP_TEST_DATA) / "tiny_tokenizer" / "tokenizer.json", dir / "tokenizer.json");
+  std::ofstream(dir / "tokenizer_config.json") << config;
+  if (!special_map.empty()) std::ofstream(dir / "special_tokens_map.json") << special_map;
+  return dir;
+}
+
+TEST(ChatTemplateSpecialTokens, LegacyConfigsTakeSpecialTokensMapsValues) {
+  // A config without added_tokens_decoder is from_pretrained's legacy path: special_tokens_map.json
+  // wins. The id and the template's bos_token must be the same token.
+  const std::string tmpl = R"("chat_template": "{{ bos_token }}|{{ eos_token }}")";
+  const auto legacy = Tokenizer::from_folder(
+      tiny_tokenizer_with(R"({"bos_token": "<s>", "eos_token": "</s>", )" + tmpl + "}", R"({"bos_token": "<pad>"})"));
+  EXPECT_EQ(legacy.bos_token_id(), 0);  // <pad>
+  EXPECT_EQ(legacy.eos_token_id(), 3);
+  EXPECT_EQ(legacy.apply_chat_template({}), "<pad>|</s>");
+
+  // A current config (with added_tokens_decoder): tokenizer_config.json alone decides.
+  const auto current = Tokenizer::from_folder(tiny_tokenizer_with(
+      R"({"added_tokens_decoder": {}, "bos_token": "<s>", "eos_token": "</s>", )" + tmpl + "}", R"({"bos_token": "<pad>"})"));
+  EXPECT_EQ(current.bos_token_id(), 2);  // <s>
+  EXPECT_EQ(current.apply_chat_template({}), "<s>|</s>");
+}
+
+}  // namespace
+}  // namespace nnterp
