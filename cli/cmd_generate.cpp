@@ -1,5 +1,6 @@
 // nnterp generate [MODEL] --prompt "prompt" | [MODEL] --inputs IN.safetensors [--out OUT.safetensors]
-// Streams new tokens to stdout as they come; --steer LAYER:VECTOR_FILE:FACTOR steers every step.
+// Streams new tokens to stdout as they come; --steer LAYER:VECTOR_FILE:FACTOR steers every step, and
+// --sae DIR with --clamp-feature F=V / --add-feature F=V edits an SAE's features at every step.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "nnterp/error.hpp"
 #include "nnterp/generate.hpp"
 #include "nnterp/safetensors.hpp"
+#include "nnterp/sae.hpp"
 #include "nnterp/tokenizer.hpp"
 
 namespace nnterp::cli {
@@ -26,6 +28,8 @@ struct GenerateCommand {
   uint64_t seed = 0;
   bool has_seed = false;
   std::vector<std::string> steer;
+  std::string sae, sae_point;
+  std::vector<std::string> clamp_features, add_features;
   ChatFlags chat;
 };
 
@@ -55,6 +59,54 @@ static std::vector<Steering> parse_steering(const std::vector<std::string>& spec
     out.push_back(s);
   }
   return out;
+}
+
+// "F=V" of --clamp-feature / --add-feature: a feature of the SAE and a value.
+struct FeatureEdit {
+  int64_t feature;
+  double value;
+  bool add;
+};
+
+static std::vector<FeatureEdit> parse_feature_edits(const GenerateCommand& cmd, const Sae& sae) {
+  std::vector<FeatureEdit> edits;
+  auto parse = [&](const std::string& spec, const char* flag, bool add) {
+    const auto eq = spec.find('=');
+    FeatureEdit e{0, 0.0, add};
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument("no =");
+      size_t used_f = 0, used_v = 0;
+      e.feature = std::stoll(spec.substr(0, eq), &used_f);
+      e.value = std::stod(spec.substr(eq + 1), &used_v);
+      if (used_f != eq || used_v != spec.size() - eq - 1) throw std::invalid_argument("trailing text");
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::InvalidArgument, std::string(flag) + " " + spec, "expected FEATURE=VALUE, e.g. 1234=0 or 1234=8.5");
+    }
+    if (e.feature < 0 || e.feature >= sae.d_sae())
+      throw Error(ErrorKind::InvalidArgument, std::string(flag) + " " + spec,
+                  "feature " + std::to_string(e.feature) + " is outside the SAE's " + std::to_string(sae.d_sae()) + " features");
+    edits.push_back(e);
+  };
+  for (const auto& spec : cmd.clamp_features) parse(spec, "--clamp-feature", false);
+  for (const auto& spec : cmd.add_features) parse(spec, "--add-feature", true);
+  return edits;
+}
+
+// The SAE of --sae (fitted to the model), or nullopt; feature edits without it are an error.
+static std::optional<Sae> load_generation_sae(const GenerateCommand& cmd, const StandardizedTransformer& model) {
+  if (cmd.sae.empty()) {
+    if (!cmd.clamp_features.empty() || !cmd.add_features.empty())
+      throw Error(ErrorKind::InvalidArgument, cmd.clamp_features.empty() ? "--add-feature" : "--clamp-feature",
+                  "edits an SAE's features, but no SAE was given", "give --sae DIR");
+    if (!cmd.sae_point.empty()) throw Error(ErrorKind::InvalidArgument, "--sae-point", "moves an SAE, but no --sae was given");
+    return std::nullopt;
+  }
+  SaeLoadOptions options;
+  if (!cmd.sae_point.empty()) options.point = parse_point(cmd.sae_point);
+  options.device = model.device();
+  auto sae = Sae::load(cmd.sae, options);
+  sae.check_fits(model);
+  return sae;
 }
 
 // One JSON line per row: the row's tokens (padding dropped), its new tokens, and their text.
@@ -104,10 +156,27 @@ static void run_generate(GenerateCommand& cmd) {
   TraceInput input = resolve_prompts(cmd.source, "prompts");
   StandardizedTransformer model = load_model(cmd.common);
   auto steering = parse_steering(cmd.steer, model);
+  const auto sae = load_generation_sae(cmd, model);
+  const auto feature_edits = sae ? parse_feature_edits(cmd, *sae) : std::vector<FeatureEdit>{};
+  const std::optional<PointId> sae_point = cmd.sae_point.empty() ? std::nullopt : std::optional<PointId>(parse_point(cmd.sae_point));
   StepBody body;
-  if (!steering.empty())
+  if (!steering.empty() || sae)
     body = at_all_steps([&](Trace& t) {
-      for (const auto& s : steering) t.steer({s.layer}, s.vector, s.factor);
+      // In forward order: an SAE before a later layer's steering, or after an earlier one's.
+      const int sae_layer = sae ? (sae_point ? *sae_point : *sae->config().input_point).layer : -1;
+      auto apply_sae = [&] {
+        auto& f = sae_point ? t.sae(*sae_point, *sae) : t.sae(*sae);
+        for (const auto& e : feature_edits) {
+          auto column = f.index({"...", e.feature});
+          e.add ? column.add_(e.value) : column.fill_(e.value);
+        }
+      };
+      bool sae_done = !sae;
+      for (const auto& s : steering) {
+        if (!sae_done && sae_layer <= s.layer) apply_sae(), sae_done = true;
+        t.steer({s.layer}, s.vector, s.factor);
+      }
+      if (!sae_done) apply_sae();
     });
   input = apply_chat(input, cmd.chat, model, "prompt");
   const Tokenizer* tok = model.tokenizer();
@@ -179,6 +248,10 @@ static CommandRegistration generate_command(35, [](CLI::App& app) {
   non_negative_integer(sub->add_option("--seed", cmd->seed, "sampling seed"))->each([cmd](const std::string&) { cmd->has_seed = true; });
   sub->add_flag("--recompute", cmd->generation.recompute, "no KV cache: re-run the full sequence at each step");
   sub->add_option("--steer", cmd->steer, "LAYER:VECTOR_FILE:FACTOR, added to that layer's output at every step (repeatable)");
+  sub->add_option("--sae", cmd->sae, "an SAE (SAELens, Gemma Scope or sparsify folder) spliced at every step, for the feature edits below");
+  sub->add_option("--sae-point", cmd->sae_point, "the point the SAE reads and writes (default: from its config), e.g. layers.2.output");
+  sub->add_option("--clamp-feature", cmd->clamp_features, "FEATURE=VALUE: set that SAE feature at every token of every step (=0 ablates; repeatable)");
+  sub->add_option("--add-feature", cmd->add_features, "FEATURE=VALUE: add VALUE to that SAE feature at every token of every step (steering; repeatable)");
   sub->add_flag("--json", cmd->common.json, "machine-readable output");
   add_chat_options(*sub, cmd->chat, "prompt");
   sub->footer(
@@ -189,6 +262,7 @@ static CommandRegistration generate_command(35, [](CLI::App& app) {
       "  nnterp generate --prompt \"The capital of France is\" --max-new-tokens 5\n"
       "  nnterp generate path/to/model --prompt \"Once upon a time\" --temperature 0.8 --top-p 0.9 --seed 1\n"
       "  nnterp generate path/to/model --prompt \"I think\" --steer 3:love.safetensors:4.0\n"
+      "  nnterp generate --prompt \"I think\" --sae models/default/sae/layers.2.output --add-feature 17=6 --clamp-feature 3=0\n"
       "  nnterp generate path/to/model --inputs in.safetensors --max-new-tokens 8 --out out.safetensors");
   sub->callback([cmd] { run_generate(*cmd); });
 });

@@ -1,12 +1,16 @@
 // nnterp logit-lens MODEL --prompt TEXT...: what each layer predicts for the next token (the top
-// tokens of the logit lens at the last token), optionally the inverse lens.
+// tokens of the logit lens at the last token), optionally the inverse lens, or with --tuned LENS the
+// tuned lens (docs/tuned_lens.md).
 #include <fmt/format.h>
+
+#include <optional>
 
 #include "cli_inputs.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "nnterp/methods.hpp"
 #include "nnterp/plot.hpp"
+#include "nnterp/tuned_lens.hpp"
 #include "progress.hpp"
 
 namespace nnterp::cli {
@@ -14,14 +18,17 @@ namespace nnterp::cli {
 struct LogitLensCmd : CommonOptions {
   PromptSource source;
   ChatFlags chat;
-  std::string layers, out, html;
+  std::string layers, out, html, tuned;
   int64_t idx = -1, top = 5, batch_size = 32;
   bool inverse = false, quiet = false;
   int width = 0, height = 0;
 };
 
 static void run_logit_lens(const LogitLensCmd& o) {
+  if (o.inverse && !o.tuned.empty()) throw UsageError("--inverse is the plain logit lens's: not with --tuned");
   auto model = load_model(o);
+  std::optional<TunedLens> tuned;
+  if (!o.tuned.empty()) tuned = TunedLens::load(o.tuned, model);
   auto prompts = apply_chat(resolve_prompts(o.source), o.chat, model);
   LensOptions lo;
   lo.layers = parse_layers(o.layers, model);
@@ -31,7 +38,13 @@ static void run_logit_lens(const LogitLensCmd& o) {
   std::vector<torch::Tensor> probs, inverse;  // per chunk of --batch-size prompts (with a progress bar)
   const int64_t N = input_size(prompts);
   for_each_chunk(N, o.batch_size, progress_wanted(o.quiet), "prompts", [&](int64_t b, int64_t e) {
-    r = logit_lens_with_inverse(model, b == 0 && e == N ? prompts : input_slice(prompts, b, e), lo, o.inverse);
+    auto chunk = b == 0 && e == N ? prompts : input_slice(prompts, b, e);
+    if (tuned) {
+      r.probs = tuned_lens(model, chunk, *tuned, lo);
+      r.layers = resolve_layers(model, lo.layers);
+    } else {
+      r = logit_lens_with_inverse(model, chunk, lo, o.inverse);
+    }
     probs.push_back(r.probs), inverse.push_back(r.inverse_probs);
   });
   if (probs.size() > 1) {
@@ -41,11 +54,12 @@ static void run_logit_lens(const LogitLensCmd& o) {
   if (!o.out.empty()) {
     std::vector<std::pair<std::string, torch::Tensor>> t{{"probs", r.probs}, {"layers", torch::tensor(std::vector<int64_t>(r.layers.begin(), r.layers.end()))}};
     if (o.inverse) t.emplace_back("inverse_probs", r.inverse_probs);
-    write_results(o.out, t, model, "logit-lens");
+    write_results(o.out, t, model, tuned ? "logit-lens --tuned " + o.tuned : "logit-lens");
   }
   if (!o.html.empty()) {
     TopkPlotOptions po;
     po.k = o.top;
+    if (tuned) po.title = "Tuned lens: top tokens per layer";
     po.layers = r.layers;
     po.width = o.width;
     po.height = o.height;
@@ -57,6 +71,8 @@ static void run_logit_lens(const LogitLensCmd& o) {
   if (o.json) {
     nlohmann::json j;
     j["model"] = model.path().string();
+    j["lens"] = tuned ? "tuned" : "logit";
+    if (tuned) j["tuned"] = o.tuned;
     j["layers"] = r.layers;
     j["prompts"] = nlohmann::json::array();
     for (int64_t b = 0; b < B; ++b) {
@@ -73,6 +89,7 @@ static void run_logit_lens(const LogitLensCmd& o) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
+  if (tuned) fmt::print("tuned lens {}\n", o.tuned);
   for (int64_t b = 0; b < B; ++b) {
     fmt::print("prompt {}{}\n", b, prompts.tokens ? "" : ": " + prompt_json(prompts, b).dump());
     for (size_t li = 0; li < r.layers.size(); ++li) {
@@ -92,6 +109,7 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   any_integer(cmd->add_option("--idx", o->idx, "token read in each prompt: -1 (default) is the last, 0 the first"));
   positive_integer(cmd->add_option("--top", o->top, "top tokens shown per layer (default 5)"));
   cmd->add_flag("--inverse", o->inverse, "also the inverse lens: softmax(lm_head(-ln_final(hidden))), as nnterp");
+  cmd->add_option("--tuned", o->tuned, "the tuned lens instead: translators from this file (nnterp train-lens)")->check(CLI::ExistingFile);
   positive_integer(cmd->add_option("--batch-size", o->batch_size, "prompts per forward pass (default 32)"));
   add_json_out_options(*cmd, *o, o->out, "print JSON", "save probs [B, layers, vocab] (and inverse_probs) to this safetensors file");
   cmd->add_option("--html", o->html, "also write an interactive heatmap (layers x top tokens, probabilities on hover) to this HTML file");
@@ -99,6 +117,7 @@ static CommandRegistration logit_lens_command(40, [](CLI::App& app) {
   add_quiet_option(*cmd, o->quiet);
   cmd->footer("Examples:\n  nnterp logit-lens gpt2 --prompt \"The capital of France is\"\n"
               "  nnterp logit-lens --prompt \"The capital of France is\" --html lens.html\n"
+              "  nnterp logit-lens --prompt \"The capital of France is\" --tuned models/default/tuned_lens.safetensors\n"
               "  nnterp logit-lens path/to/model --inputs in.safetensors --json --out lens.safetensors");
   cmd->callback([o] { run_logit_lens(*o); });
 });

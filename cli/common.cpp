@@ -184,6 +184,13 @@ std::string flag_for_field(const std::string& command, const std::string& subjec
       {"patch", {{"point", "--point"}, {"positions", "--positions"}, {"metric", "--correct / --incorrect"}}},
       {"collect", {{"point", "--point"}, {"dtype", "--save-dtype"}, {"max_shard_bytes", "--max-shard-mb"}}},
       {"steer", {{"layers", "--layer"}}},
+      {"train-sae", {{"d_sae", "--features"}, {"k", "--k"}, {"steps", "--steps"}, {"epochs", "--epochs"}, {"lr", "--lr"},
+                     {"dead_after_tokens", "--dead-after"}, {"aux_k", "--aux-k"}, {"aux_coefficient", "--aux-coefficient"},
+                     {"holdout_fraction", "--holdout"}, {"checkpoint_every", "--checkpoint-every"}, {"resume", "--resume"},
+                     {"checkpoint", "--checkpoint"}}},
+      {"sae", {{"k", "--top"}, {"top", "--top"}, {"targets", "--attribute"}}},
+      {"train-lens", {{"lr", "--lr"}, {"weight_decay", "--weight-decay"}, {"warmup_steps", "--warmup"},
+                      {"checkpoint_every", "--checkpoint-every"}, {"resume", "--resume"}, {"optimizer", "--optimizer"}}},
   };
   static const std::map<std::string, std::string> common = {
       {"idx", "--idx"},

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The layering rules (README "Layout"), checked on the includes (ctest: lint.layering):
-#   io → chat → tokenizer, io → model → trace → methods → cli: a layer includes only the headers of the layers below it;
+#   io → chat → tokenizer, io → model → trace → methods → cli, io → sae → trace: a layer includes only the headers of the layers below it;
 #   include/nnterp/ includes only libtorch, the standard library and include/nnterp/ (no src/, no
 #   nlohmann/json: a consumer needs only libtorch + nnterp); cli/ and python/src/ include only the public API;
 #   architecture files name standardized weights by Weight:: key, never by string.
@@ -32,6 +32,7 @@ check_dir src/io 'nnterp/|core/|io/'
 check_dir src/chat 'nnterp/|core/|io/|chat/'
 check_dir src/tokenizer 'nnterp/|core/|io/|chat/|tokenizer/'
 check_dir src/model 'nnterp/|core/|io/|model/'
+check_dir src/sae 'nnterp/|core/|io/|sae/'
 check_dir src/trace 'nnterp/|core/|trace/'
 check_dir src/generate 'nnterp/|core/|generate/'
 check_dir src/methods 'nnterp/|core/|io/|methods/'

@@ -87,6 +87,22 @@ struct PatchPlotOptions {
 // `result.values` is [layers (, heads) (, positions)] as activation_patching returns it.
 std::string plot_patching(const PatchingResult& result, const Tokenizer* tokenizer, const PatchPlotOptions& options = {});
 
+struct TokenFeaturePlotOptions {
+  std::string title = "SAE features per token";
+  std::vector<std::string> subtitles;  // one per prompt (e.g. the prompt text); default "prompt b"
+  std::string value_title = "activation";
+  std::string colorscale = "Blues";    // any plotly colorscale name (zero is white for the sequential ones)
+  bool dark_mode = false;
+  int width = 0, height = 0;           // each plot's size in pixels; 0: sized to its rows and columns
+};
+
+// Tokens × features heatmaps (an SAE's feature activations), one per prompt: values[b] is
+// [tokens, features] (the prompt's tokens only), rows labelled by tokens[b] (spaces made visible),
+// columns by "f<id>" from features[b]; hovering shows the token, its position, the feature and
+// the value. Returns a complete HTML document.
+std::string plot_token_features(const std::vector<torch::Tensor>& values, const std::vector<std::vector<std::string>>& tokens,
+                                const std::vector<std::vector<int64_t>>& features, const TokenFeaturePlotOptions& options = {});
+
 // The size in pixels a heatmap of `rows` × `columns` cells gets when options give none:
 // width = clamp(200 + 110 × columns, 480, 1600), height = clamp(190 + 40 × rows, 300, 4000).
 std::pair<int, int> heatmap_size(int64_t rows, int64_t columns);

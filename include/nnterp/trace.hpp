@@ -33,11 +33,21 @@
 
 #include "nnterp/forward.hpp"
 #include "nnterp/points.hpp"
+#include "nnterp/sae.hpp"
 
 namespace nnterp {
 
 class LanguageModel;
 class Trace;
+
+// How Trace::sae writes the point back.
+struct SaeSpliceOptions {
+  // true: the point becomes decode(features) + error, where error = value − decode(features as
+  // encoded): with no edit exactly the value the forward had (bit for bit), and an edit changes it
+  // by exactly decode's linear part of the change. false: the point becomes decode(features) alone
+  // (the reconstruction; "loss recovered" splices this way).
+  bool keep_error = true;
+};
 
 struct TraceOptions {
   bool grad = false;  // run with autograd: points may be requires_grad_()'d and backward() called
@@ -101,6 +111,17 @@ class Trace {
   void skip_layer(int layer, const torch::Tensor& with = {});
   // Bypasses layers a..b inclusive: the output of b becomes `with` (default: the input of a).
   void skip_layers(int first, int last, const torch::Tensor& with = {});
+  // Sparse dictionaries (sae.hpp): the feature activations [B, T, d_sae] of the SAE at its input
+  // point, a live reference like a point's: edit it in place or assign it (same shape), and when
+  // the forward moves on, the SAE's output point (the same point for an SAE, a later one for a
+  // transcoder) is spliced as SaeSpliceOptions says. Grad traces: the features are leaves (encoded
+  // without the point's graph): requires_grad_() them (before editing them) and their .grad after
+  // backward() is the gradient through the splice; earlier points get their gradient through the
+  // point as if no SAE were there (plus nothing through the encoder).
+  // The point comes from the SAE's config, or is given (`point` names where an SAE reads and writes).
+  torch::Tensor& sae(const Sae& sae, const SaeSpliceOptions& options = {});
+  torch::Tensor& sae(const PointId& point, const Sae& sae, const SaeSpliceOptions& options = {});
+  torch::Tensor& sae(const std::string& point, const Sae& sae, const SaeSpliceOptions& options = {});
   // Ends the forward pass now; nothing after the current point is computed.
   void stop();
   // The model's final norm + lm_head (+ scaling / soft-cap) on a residual-stream tensor.
@@ -117,6 +138,7 @@ class Trace {
   Trace& operator=(const Trace&) = delete;
 
  private:
+  torch::Tensor& sae(const std::optional<PointId>& point, const Sae& sae, const SaeSpliceOptions& options);
   Engine& engine_;
 };
 

@@ -32,6 +32,8 @@ from .interventions import (logit_lens, patchscope_lens, TargetPrompt, TargetPro
 from .nnsight_utils import get_token_activations, collect_token_activations_batched  # noqa: E402
 from .prompt_utils import Prompt, run_prompts, get_first_tokens  # noqa: E402
 from .patching import activation_patching, collect_token_activations, load_activations  # noqa: E402
+from .sae import Sae, sae_top_features, sae_feature_activations, sae_feature_attribution, sae_evaluate  # noqa: E402
+from .tuned_lens import TunedLens, tuned_lens, lens_kl_to_final, train_tuned_lens  # noqa: E402
 from . import display  # noqa: E402,F401
 
 
@@ -49,4 +51,5 @@ def configure_threads(threads=0):
 __all__ = ["StandardizedTransformer", "Tracer", "Config", "Error", "logit_lens", "patchscope_lens", "TargetPrompt",
            "TargetPromptBatch", "repeat_prompt", "it_repeat_prompt", "chat_inputs", "steer", "get_token_activations", "collect_token_activations_batched",
            "direct_logit_attribution", "Prompt", "run_prompts", "get_first_tokens", "activation_patching", "collect_token_activations",
-           "load_activations", "configure_threads", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]
+           "load_activations", "Sae", "sae_top_features", "sae_feature_activations", "sae_feature_attribution",
+           "sae_evaluate", "TunedLens", "tuned_lens", "lens_kl_to_final", "train_tuned_lens", "configure_threads", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]

@@ -295,6 +295,12 @@ class Tracer:
         """Ends the forward pass here: nothing after the current point is computed."""
         self._trace.stop()
 
+    def sae(self, sae, point=None, keep_error=True):
+        """The features of ``sae`` [B, T, d_sae] at its point (or ``point``), live: edit them in place
+        (``f[..., 12] = 0``) and the forward continues with decode(features) + error (``keep_error``;
+        without it, the reconstruction alone). In a grad trace, ``requires_grad_()`` them first."""
+        return self._model.sae(sae, point, keep_error)
+
 
 class _Steps:
     """``gen.iter[a:b]``: steps a..b-1 as an iterable (``gen.iter[3]``: step 3 alone)."""
@@ -513,6 +519,10 @@ class StandardizedTransformer:
             rows = slice(None) if batch_index is None else batch_index
             cols = slice(None) if token_positions is None else token_positions
             out[rows, cols] += v
+
+    def sae(self, sae, point=None, keep_error=True):
+        """Inside a trace: the live features of ``sae`` at its point (see ``Tracer.sae``)."""
+        return self._open_trace("sae").sae(sae, point, keep_error)
 
     def skip_layer(self, layer, skip_with=None):
         """Bypasses ``layer``: its output becomes ``skip_with`` (default: its input)."""

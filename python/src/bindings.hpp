@@ -31,5 +31,7 @@ void bind_model(py::module_& m);
 void bind_trace(py::module_& m);
 void bind_methods(py::module_& m);
 void bind_chat(py::module_& m);
+void bind_sae(py::module_& m);
+void bind_tuned_lens(py::module_& m);
 
 }  // namespace nnterp::python

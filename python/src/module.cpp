@@ -285,4 +285,6 @@ PYBIND11_MODULE(_nnterp, m) {
   nnterp::python::bind_trace(m);
   nnterp::python::bind_methods(m);
   nnterp::python::bind_chat(m);
+  nnterp::python::bind_sae(m);
+  nnterp::python::bind_tuned_lens(m);
 }

@@ -207,7 +207,14 @@ void bind_trace(py::module_& m) {
              py::gil_scoped_release unlocked;
              t.trace().skip_layers(first, last, with.value_or(torch::Tensor()));
            }, py::arg("first"), py::arg("last"), py::arg("with_") = py::none())
-      .def("stop", [](PyTrace& t) { t.trace().stop(); });
+      .def("stop", [](PyTrace& t) { t.trace().stop(); })
+      .def("sae", [](PyTrace& t, const Sae& sae, std::optional<std::string> point, bool keep_error) {
+             // The live features: in-place edits (and requires_grad_) reach the splice, as at a point.
+             SaeSpliceOptions options;
+             options.keep_error = keep_error;
+             py::gil_scoped_release unlocked;
+             return point ? t.trace().sae(*point, sae, options) : t.trace().sae(sae, options);
+           }, py::arg("sae"), py::arg("point") = py::none(), py::arg("keep_error") = true);
 
   py::class_<PyGeneration>(m, "Generation", "A generation run step by step (use StandardizedTransformer.generate).")
       .def(py::init([](ModelPtr model, const py::handle& inputs, const py::dict& options) {

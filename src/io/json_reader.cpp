@@ -1,10 +1,26 @@
 #include "io/json_reader.hpp"
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "io/json_limits.hpp"
 
 namespace nnterp::io {
 
 using nlohmann::json;
+
+json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, path.string(), "cannot open");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_json_depth(json_text_depth(text), path.string());
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::Format, path.string(), std::string("invalid JSON: ") + e.what());
+  }
+}
 
 JsonValue::JsonValue(const json& value, std::string source, ErrorKind kind, std::string path)
     : value_(&value), source_(std::move(source)), kind_(kind), path_(std::move(path)) {}

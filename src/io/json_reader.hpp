@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -15,6 +16,10 @@
 #include "nnterp/error.hpp"
 
 namespace nnterp::io {
+
+// The JSON document in `path`, parsed with the nesting limit (json_limits.hpp); an Error naming the
+// file when it cannot be read (Io) or is not JSON (Format).
+nlohmann::json read_json_file(const std::filesystem::path& path);
 
 class JsonValue {
  public:

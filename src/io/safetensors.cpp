@@ -14,6 +14,7 @@
 #include <set>
 
 #include "io/json_limits.hpp"
+#include "io/json_reader.hpp"
 #include "nnterp/error.hpp"
 
 namespace nnterp::io {
@@ -311,18 +312,6 @@ static std::vector<fs::path> single_safetensors_in(const fs::path& dir) {
   return found;
 }
 
-static json read_index(const fs::path& index_path) {
-  std::ifstream in(index_path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, index_path.string(), "cannot open");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check_json_depth(json_text_depth(text), index_path.string());
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::Format, index_path.string(), std::string("invalid JSON: ") + e.what());
-  }
-}
-
 WeightStore WeightStore::open(const fs::path& folder_or_file) {
   WeightStore store;
   store.origin_ = folder_or_file;
@@ -345,7 +334,7 @@ WeightStore WeightStore::open(const fs::path& folder_or_file) {
   fs::path index_path = folder_or_file / "model.safetensors.index.json";
   if (fs::exists(index_path, ec)) {
     const std::string where = index_path.string();
-    json index = read_index(index_path);
+    json index = read_json_file(index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw Error(ErrorKind::Format, where, "no 'weight_map' object");
     const json& weight_map = index["weight_map"];

@@ -65,11 +65,8 @@ std::string plotly_escape(const std::string& s) {
   return out;
 }
 
-// How a token reads in a cell: its text with spaces and control characters made visible.
-std::string token_text(const Tokenizer* tok, int64_t id) {
-  if (!tok) return "#" + std::to_string(id);
-  std::string t = tok->decode({id}, false);
-  if (t.empty()) t = tok->id_to_token(id);
+// Text with spaces and control characters made visible.
+std::string visible_text(const std::string& t) {
   std::string out;
   for (char c : t) {
     switch (c) {
@@ -81,6 +78,14 @@ std::string token_text(const Tokenizer* tok, int64_t id) {
     }
   }
   return out;
+}
+
+// How a token reads in a cell: its text with spaces and control characters made visible.
+std::string token_text(const Tokenizer* tok, int64_t id) {
+  if (!tok) return "#" + std::to_string(id);
+  std::string t = tok->decode({id}, false);
+  if (t.empty()) t = tok->id_to_token(id);
+  return visible_text(t);
 }
 
 // The token JSON-quoted (for tables and hover labels): " Paris" → "\" Paris\"".
@@ -411,6 +416,68 @@ std::string plot_patching(const PatchingResult& result, const Tokenizer* tokeniz
   return page(options.title, {sized_figure(json::array({trace}), layout, options.width > 0 ? options.width : w,
                                            options.height > 0 ? options.height : h)},
               options.dark_mode);
+}
+
+std::string plot_token_features(const std::vector<torch::Tensor>& values, const std::vector<std::vector<std::string>>& tokens,
+                                const std::vector<std::vector<int64_t>>& features, const TokenFeaturePlotOptions& options) {
+  if (values.empty()) throw Error(ErrorKind::InvalidArgument, "values", "no prompt to plot");
+  if (tokens.size() != values.size() || features.size() != values.size())
+    throw Error(ErrorKind::InvalidArgument, "tokens / features",
+                "expected one list per prompt (" + std::to_string(values.size()) + "), got " + std::to_string(tokens.size()) +
+                    " / " + std::to_string(features.size()));
+  if (!options.subtitles.empty() && options.subtitles.size() != values.size())
+    throw Error(ErrorKind::InvalidArgument, "subtitles",
+                "expected one per prompt (" + std::to_string(values.size()) + "), got " + std::to_string(options.subtitles.size()));
+  const bool sequential = options.colorscale == "Blues" || options.colorscale == "Greens" || options.colorscale == "Reds" ||
+                          options.colorscale == "Greys";
+  std::vector<Figure> figures;
+  for (size_t b = 0; b < values.size(); ++b) {
+    const auto v = values[b].detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    const int64_t T = static_cast<int64_t>(tokens[b].size()), F = static_cast<int64_t>(features[b].size());
+    if (v.dim() != 2 || v.size(0) != T || v.size(1) != F)
+      throw Error(ErrorKind::Shape, "values[" + std::to_string(b) + "]",
+                  "expected [" + std::to_string(T) + " tokens, " + std::to_string(F) + " features]");
+    auto va = v.accessor<double, 2>();
+    json x = json::array(), xticks = json::array(), y = json::array(), yticks = json::array(), z = json::array(),
+         hover = json::array();
+    for (int64_t f = 0; f < F; ++f) x.push_back(f), xticks.push_back("f" + std::to_string(features[b][static_cast<size_t>(f)]));
+    for (int64_t t = 0; t < T; ++t) {
+      y.push_back(t);
+      yticks.push_back(plotly_escape(visible_text(tokens[b][static_cast<size_t>(t)])) + " (" + std::to_string(t) + ")");
+      json zr = json::array(), hr = json::array();
+      for (int64_t f = 0; f < F; ++f) {
+        zr.push_back(std::round(va[t][f] * 1e6) / 1e6);
+        hr.push_back(fmt::format("token {} (position {})<br>feature {}<br>{} = {:.4f}",
+                                 plotly_escape(json(tokens[b][static_cast<size_t>(t)]).dump(-1, ' ', false, json::error_handler_t::replace)),
+                                 t, features[b][static_cast<size_t>(f)], plotly_escape(options.value_title), va[t][f]));
+      }
+      z.push_back(zr), hover.push_back(hr);
+    }
+    json trace = {{"type", "heatmap"}, {"x", x}, {"y", y}, {"z", z}, {"customdata", hover},
+                  {"hovertemplate", "%{customdata}<extra></extra>"}, {"colorscale", options.colorscale},
+                  {"reversescale", sequential}, {"colorbar", {{"title", {{"text", plotly_escape(options.value_title)}}}}},
+                  {"xgap", 1}, {"ygap", 1}};
+    if (sequential) trace["zmin"] = 0.0;
+    if (T * F <= 600) {
+      trace["texttemplate"] = "%{z:.2f}";
+      trace["textfont"] = {{"size", 10}};
+    }
+    std::string title = options.title;
+    const std::string sub = options.subtitles.empty() ? (values.size() > 1 ? "prompt " + std::to_string(b) : "")
+                                                      : options.subtitles[b];
+    if (!sub.empty()) title += "<br><sub>" + plotly_escape(sub) + "</sub>";
+    json layout = base_layout(title, options.dark_mode);
+    layout["xaxis"] = {{"title", {{"text", "feature"}}}, {"side", "top"}, {"tickmode", "array"}, {"tickvals", x},
+                       {"ticktext", xticks}, {"fixedrange", true}};
+    layout["yaxis"] = {{"title", {{"text", "token"}}}, {"tickmode", "array"}, {"tickvals", y}, {"ticktext", yticks},
+                       {"autorange", "reversed"}, {"fixedrange", true}};
+    layout["margin"]["t"] = 130;
+    layout["margin"]["l"] = 140;
+    const auto [w, h] = heatmap_size(T, F);
+    figures.push_back(sized_figure(json::array({trace}), layout, options.width > 0 ? options.width : w,
+                                   options.height > 0 ? options.height : h));
+  }
+  return page(options.title, figures, options.dark_mode);
 }
 
 std::string topk_table(const torch::Tensor& probs_in, const Tokenizer* tokenizer, int64_t k, const std::vector<int>& layers_in) {

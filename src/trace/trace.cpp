@@ -5,6 +5,7 @@
 
 #include <c10/core/AutogradState.h>
 
+#include <deque>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -30,6 +31,55 @@ struct GradModeScope {
   bool previous;
 };
 
+// The features as encoded, kept for when the body edits them: the nonzero entries (trained SAEs
+// fire a few percent of their features), or a dense copy of a dense code. Cheaper than encoding
+// again (a pass over the features instead of a matmul).
+class FeatureSnapshot {
+ public:
+  FeatureSnapshot() = default;
+  explicit FeatureSnapshot(const torch::Tensor& features) {
+    torch::NoGradGuard no_grad;
+    const auto flat = features.reshape({-1});
+    const int64_t active = torch::count_nonzero(flat).item<int64_t>();
+    if (active * 3 < flat.numel()) {  // an int64 index + a value per entry beat the dense copy
+      index_ = flat.nonzero().squeeze(1);
+      values_ = flat.index_select(0, index_);
+    } else {
+      values_ = features.clone();
+    }
+  }
+  // features − the snapshot (features as edited by the body, same shape).
+  torch::Tensor subtracted_from(const torch::Tensor& features) const {
+    if (!index_.defined()) return features - values_;
+    auto flat = features.reshape({-1});
+    auto diff = flat.clone();
+    diff.index_put_({index_}, flat.index_select(0, index_) - values_);
+    return diff.view(features.sizes());
+  }
+
+ private:
+  torch::Tensor index_, values_;
+};
+
+// A dictionary spliced into the forward by Trace::sae: the features handed to the body, and what
+// the splice needs to write its output point when the forward reaches it.
+struct SaeSplice {
+  Sae sae;
+  SaeSpliceOptions options;
+  PointId output;
+  torch::Tensor input;       // what was encoded, [..., d_in] (a copy: later edits of the point do not change it)
+  SaeEncoding encoding;      // as encoded (its features are the body's until the splice)
+  torch::Tensor* features;   // the body's live reference
+  const c10::TensorImpl* handed_out;
+  uint32_t version;
+  FeatureSnapshot original;  // the features as encoded, for the error term of an edit
+};
+
+// A point as an SAE reads it: [B, T, width] (z's heads × d_v flattened, as SAELens's hook_z reshaping).
+torch::Tensor token_rows(const PointId& point, const torch::Tensor& value) {
+  return point.point == Point::Z ? value.flatten(-2) : value;
+}
+
 }  // namespace
 
 struct Trace::Engine : PointHooks {
@@ -44,6 +94,8 @@ struct Trace::Engine : PointHooks {
   bool abort = false, stop_requested = false, done = false;
   std::map<std::pair<int, int>, torch::Tensor> slots;  // values handed to the body, by point
   std::map<int, torch::Tensor> skips;                  // layer → replacement output
+  std::deque<torch::Tensor> sae_features;              // handed to the body by Trace::sae (stable addresses)
+  std::vector<SaeSplice> splices;                      // waiting for their output point
   std::exception_ptr forward_error;
   torch::Tensor logits;
   std::optional<std::string> last_edit;  // the latest point (or method) the body edited
@@ -63,6 +115,7 @@ struct Trace::Engine : PointHooks {
   // ---- forward side (on the fiber) ----
   void at(const PointId& point, torch::Tensor& value) override {
     if (stop_requested) throw StopForward{};
+    if (!splices.empty()) apply_splices(point, value);
     if (last_edit) check_finite(point, value);
     if (!requested) return;  // stable while the forward runs: the body only changes it while we are paused
     if (point == *requested) return pause(point, value, false);
@@ -97,6 +150,45 @@ struct Trace::Engine : PointHooks {
     }
     value = slot;  // the body may have assigned a new tensor (the decoder checks its shape)
     if (stop_requested) throw StopForward{};
+    if (!splices.empty()) apply_splices(point, value);  // an SAE the body put at this very point
+  }
+
+  // ---- dictionaries (Trace::sae) ----
+  void apply_splices(const PointId& point, torch::Tensor& value) {
+    for (auto it = splices.begin(); it != splices.end();) {
+      if (it->output != point) {
+        ++it;
+        continue;
+      }
+      SaeSplice splice = std::move(*it);
+      it = splices.erase(it);
+      splice_into(splice, value);
+    }
+  }
+
+  void splice_into(const SaeSplice& s, torch::Tensor& value) {
+    const torch::Tensor& features = *s.features;
+    const std::string where = "t.sae(...) at " + s.output.name();
+    if (!features.defined() || features.sizes() != s.encoding.features.sizes())
+      throw Error(ErrorKind::Shape, where, "the features must keep their shape " + tensor_text(s.encoding.features) +
+                                               ", got " + tensor_text(features));
+    const bool edited = features.unsafeGetTensorImpl() != s.handed_out || features._version() != s.version;
+    const auto rows = token_rows(s.output, value);
+    torch::Tensor spliced;
+    if (s.options.keep_error) {
+      if (!edited && !features.requires_grad()) return;  // decode(f) + (x − decode(f)) is x: leave it bit for bit
+      // decode(f') + error = x + decode's linear part of (f' − f): exact, and zero for an unedited f.
+      const auto change = edited ? s.original.subtracted_from(features) : features - features.detach();
+      spliced = rows + s.sae.decode_delta(change, s.encoding).to(rows.scalar_type());
+    } else {
+      SaeEncoding encoding = s.encoding;
+      encoding.features = features;
+      spliced = s.sae.decode(encoding, s.input).to(rows.scalar_type());
+      if (spliced.sizes() != rows.sizes())
+        throw Error(ErrorKind::Shape, where, "the reconstruction is " + tensor_text(spliced) + " but the point is " + tensor_text(rows));
+    }
+    value = spliced.view(value.sizes());
+    note_edit(where);
   }
 
   void note_edit(const std::string& what) {
@@ -274,6 +366,60 @@ void Trace::steer(const std::vector<int>& layers, const torch::Tensor& vector, d
       for (int64_t t : cols) where.index_put_({b, t, 0}, 1.0);
     out = out + where * delta;
   }
+}
+
+// The SAE's own points, or `point` for its input (and, for an SAE, its output).
+static std::pair<PointId, PointId> sae_points(const Sae& sae, const std::optional<PointId>& point) {
+  const auto& c = sae.config();
+  const std::string name = c.source.empty() ? std::string("t.sae(...)") : c.source.string();
+  std::optional<PointId> in = point ? point : c.input_point;
+  std::optional<PointId> out = c.transcoder ? c.output_point : in;
+  if (!in)
+    throw Error(ErrorKind::InvalidArgument, name, "the SAE names no point to read",
+                "give one: t.sae(\"layers.3.output\", sae), or SaeLoadOptions::point when loading");
+  if (!out)
+    throw Error(ErrorKind::InvalidArgument, name, "the transcoder names no output point",
+                "give one with SaeLoadOptions::output_point when loading");
+  return {*in, *out};
+}
+
+torch::Tensor& Trace::sae(const Sae& sae, const SaeSpliceOptions& options) { return this->sae(std::nullopt, sae, options); }
+torch::Tensor& Trace::sae(const std::string& point, const Sae& sae, const SaeSpliceOptions& options) {
+  return this->sae(parse_point(point), sae, options);
+}
+torch::Tensor& Trace::sae(const PointId& point, const Sae& sae, const SaeSpliceOptions& options) {
+  return this->sae(std::optional<PointId>(point), sae, options);
+}
+
+torch::Tensor& Trace::sae(const std::optional<PointId>& point, const Sae& sae, const SaeSpliceOptions& options) {
+  auto [in, out] = sae_points(sae, point);
+  const bool per_layer_in = point_info(in.point).per_layer(), per_layer_out = point_info(out.point).per_layer();
+  if (per_layer_in) in.layer = from_end(in.layer);
+  if (per_layer_out) out.layer = from_end(out.layer);
+  if (out.before(in))
+    throw Error(ErrorKind::InvalidArgument, out.name(), "a transcoder cannot write a point the forward computes before its input " + in.name());
+  engine_.validate(out);
+  const torch::Tensor& x = at(in);
+  const auto rows = token_rows(in, x);
+  if (rows.size(-1) != sae.d_in())
+    throw Error(ErrorKind::Shape, sae.config().source.empty() ? "t.sae(...)" : sae.config().source.string(),
+                "the SAE reads " + std::to_string(sae.d_in()) + " values per token but " + in.name() + " has " +
+                    std::to_string(rows.size(-1)), "was it trained for another model or point?");
+  // The features are leaves: encoded from the point's value without its graph, so that a gradient
+  // reaches earlier points through the point itself (the splice is the identity there) and reaches
+  // the features only as their own .grad, never twice through the encoder.
+  SaeSplice splice{sae, options, out, rows.detach().clone(), {}, nullptr, nullptr, 0, {}};
+  {
+    torch::NoGradGuard no_grad;
+    splice.encoding = sae.encode_full(splice.input);
+  }
+  if (options.keep_error) splice.original = FeatureSnapshot(splice.encoding.features);
+  auto& features = engine_.sae_features.emplace_back(splice.encoding.features);
+  splice.features = &features;
+  splice.handed_out = features.unsafeGetTensorImpl();
+  splice.version = features._version();
+  engine_.splices.push_back(std::move(splice));
+  return features;
 }
 
 void Trace::skip_layer(int layer, const torch::Tensor& with) { skip_layers(layer, layer, with); }
