@@ -77,12 +77,12 @@ int main(int argc, char** argv) {
     model.trace(batch, [&](Trace& t) { l0 = torch::count_nonzero(t.sae(sae)).item<double>() / (B * 128.0); });
     auto plain = [&] { model.forward(ids, batch.attention_mask); };
     auto unedited = [&] { model.trace(batch, [&](Trace& t) { t.sae(sae); }); };
-    auto ablate = [&] {
-      model.trace(batch, [&](Trace& t) {
-        t.sae(sae).index_put_({"...", 7}, 0.0);
-      });
-    };
-    auto reconstruct = [&] { model.trace(batch, [&](Trace& t) { t.sae(sae, SaeSpliceOptions{false}); }); };
+    // Edits turn on the trace's NaN/Inf check of every later point (TraceOptions::check_non_finite),
+    // which any edit pays (a steer too): it is off here, so the columns time the splice alone.
+    TraceOptions unchecked;
+    unchecked.check_non_finite = false;
+    auto ablate = [&] { model.trace(batch, [&](Trace& t) { t.sae(sae).index_put_({"...", 7}, 0.0); }, unchecked); };
+    auto reconstruct = [&] { model.trace(batch, [&](Trace& t) { t.sae(sae, SaeSpliceOptions{false}); }, unchecked); };
     for (int w = 0; w < 2; ++w) plain(), unedited(), ablate(), reconstruct();
     std::vector<double> a, b, c, d;
     for (int r = 0; r < reps; ++r) {

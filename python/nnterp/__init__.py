@@ -42,6 +42,11 @@ save_safetensors = _nnterp.save_safetensors
 param_table = _nnterp.param_table
 
 
+def default_model_dir():
+    """The embedded default model's folder (its trained SAE and tuned lens are inside: sae/, tuned_lens.safetensors)."""
+    return _nnterp.default_model_dir()
+
+
 def configure_threads(threads=0):
     """nnterp's threading policy: BLAS threads = cores (or ``threads``), libtorch intra-op = 1
     (measured fastest, docs/performance.md). Returns the BLAS thread count."""
@@ -52,4 +57,4 @@ __all__ = ["StandardizedTransformer", "Tracer", "Config", "Error", "logit_lens",
            "TargetPromptBatch", "repeat_prompt", "it_repeat_prompt", "chat_inputs", "steer", "get_token_activations", "collect_token_activations_batched",
            "direct_logit_attribution", "Prompt", "run_prompts", "get_first_tokens", "activation_patching", "collect_token_activations",
            "load_activations", "Sae", "sae_top_features", "sae_feature_activations", "sae_feature_attribution",
-           "sae_evaluate", "TunedLens", "tuned_lens", "lens_kl_to_final", "train_tuned_lens", "configure_threads", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]
+           "sae_evaluate", "TunedLens", "tuned_lens", "lens_kl_to_final", "train_tuned_lens", "configure_threads", "default_model_dir", "load_safetensors", "save_safetensors", "param_table", "display", "__version__"]
