@@ -8,7 +8,6 @@
 #include <sstream>
 #include <tuple>
 
-#include "io/json_limits.hpp"
 #include "io/json_reader.hpp"
 #include "methods/method_utils.hpp"
 #include "nnterp/collect.hpp"
@@ -273,18 +272,6 @@ nlohmann::json make_manifest(const StandardizedTransformer& model, const Collect
   return m;
 }
 
-nlohmann::json read_manifest(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorKind::Io, path.string(), "cannot open");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  io::check_json_depth(io::json_text_depth(text), path.string());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Format, path.string(), std::string("invalid JSON: ") + e.what());
-  }
-}
-
 // The rows one batch of prompts contributes: [L, n, H] activations, their prompts, their positions.
 struct Rows {
   torch::Tensor acts;          // [layers, n, hidden] on the CPU
@@ -361,7 +348,7 @@ void prepare_output_dir(const fs::path& dir, const nlohmann::json& manifest, boo
   if (ec) throw Error(ErrorKind::Io, dir.string(), "cannot create the output folder: " + ec.message());
   const fs::path manifest_path = dir / kManifest;
   if (fs::exists(manifest_path)) {
-    auto old = read_manifest(manifest_path);
+    auto old = io::read_json_file(manifest_path);
     if (!old.is_object()) old = nlohmann::json::object();
     std::string differs;
     for (const char* key : {"format", "model", "point", "idx", "all_tokens", "skip_first_token", "layers", "hidden_size", "dtype",
@@ -534,7 +521,7 @@ ActivationShards ActivationShards::open(const fs::path& dir) {
                 "write one with collect_token_activations (out_dir) or `nnterp collect --out-dir`");
   ActivationShards s;
   s.dir_ = dir;
-  const auto json = read_manifest(mpath);
+  const auto json = io::read_json_file(mpath);
   s.manifest_json_ = json.dump(1);
   const io::JsonValue m(json, mpath.string());
   if (m.at("format").string() != kFormat) throw Error(ErrorKind::Format, mpath.string(), "format is not " + std::string(kFormat));
